@@ -1,0 +1,70 @@
+"""CHGNet adapter (weights ship inside the `chgnet` wheel)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from ase import Atoms
+
+from optbench.backbones.base import Backbone, Prediction
+from optbench.errors import InputError
+
+GPA_PER_EV_A3 = 160.21766208
+_PRETRAINED = ("0.3.0", "0.2.0", "r2scan")
+
+
+class CHGNetBackbone(Backbone):
+    name = "chgnet"
+
+    def __init__(self, model, device: str = "cpu", source: str = "chgnet"):
+        super().__init__(model, device, source)
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        self._adaptor = AseAtomsAdaptor()
+        self.cutoff = float(model.graph_converter.atom_graph_cutoff)
+
+    def featurize(self, atoms: Atoms):
+        structure = self._adaptor.get_structure(self.as_periodic(atoms, self.cutoff))
+        graph = self.model.graph_converter(structure, graph_id=None)
+        return graph.to(self.device)
+
+    def predict(self, graphs: Sequence, *, stress: bool = False) -> Prediction:
+        out = self.model(list(graphs), task="efs" if stress else "ef")
+        n_atoms = out["atoms_per_graph"]
+        energy = out["e"] * n_atoms  # CHGNet is intensive: eV/atom -> eV
+        forces = torch.cat(out["f"], dim=0)
+        s = torch.stack(out["s"]) / GPA_PER_EV_A3 if stress else None
+        return Prediction(energy=energy, forces=forces, stress=s, n_atoms=n_atoms)
+
+    def supported_numbers(self) -> set[int]:
+        return set(range(1, self.model.composition_model.max_num_elements + 1))
+
+    def shift_reference_energies(self, shifts: dict[int, float]) -> None:
+        # AtomRef weights are per-atom energies of each element (features are fractions).
+        weight = self.model.composition_model.fc.weight
+        with torch.no_grad():
+            for z, delta in shifts.items():
+                weight[0, int(z) - 1] += float(delta)
+
+    def save_native(self, directory: Path) -> str:
+        from optbench.io import torch_save
+
+        fname = "chgnet.pth.tar"
+        torch_save(directory / fname, {"model": self.model.as_dict()})
+        return fname
+
+
+def load(rest: str, device: str = "cpu") -> CHGNetBackbone:
+    """`rest` is '' (latest pretrained), a pretrained version name, or a model file."""
+    from chgnet.model import CHGNet
+
+    if rest in ("", *_PRETRAINED):
+        model = CHGNet.load(model_name=rest or "0.3.0", use_device="cpu", verbose=False)
+    else:
+        path = Path(rest)
+        if not path.is_file():
+            raise InputError("CHGNet model file not found", file=path, field="model")
+        model = CHGNet.from_file(str(path))
+    return CHGNetBackbone(model, device=device, source=f"chgnet:{rest}" if rest else "chgnet")

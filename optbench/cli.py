@@ -1,0 +1,241 @@
+"""Command line: parses arguments and calls the Python API. No science here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from optbench.errors import InputError
+
+
+def _kv(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _weights(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        key, value = _kv(part)
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"loss weight '{key}' is not a number: '{value}'") from None
+    return out
+
+
+# ---------------------------------------------------------------- finetune / evaluate
+def _add_finetune(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a pretrained backbone on extxyz data")
+    p.add_argument("--config", help="YAML run config; command-line flags override it")
+    p.add_argument("--model", help="backbone: chgnet, sevennet-0, mace:PATH, or a RUN_DIR")
+    p.add_argument("--train", help="training extxyz file")
+    p.add_argument("--test", action="append", type=_kv, metavar="NAME=FILE", help="named test set (repeatable); a name starting with 'ood' is tagged OOD")
+    p.add_argument("--optimizer", help="registry name (adam, adamw, radam, sgd, lamb, ranger, schedulefree, lbfgs) or module:Class")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--energy-key")
+    p.add_argument("--forces-key")
+    p.add_argument("--stress-key")
+    p.add_argument("--virial-key")
+    p.add_argument("--loss-weights", type=_weights, metavar="energy=1,forces=10,stress=0.1")
+    p.add_argument("--schedule", choices=["constant", "cosine", "warmup", "warmup_cosine"])
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--clip-grad", type=float, help="max gradient norm (0 disables)")
+    p.add_argument("--ema", type=float, help="EMA decay of the weights (0 disables)")
+    p.add_argument("--valid-fraction", type=float)
+    p.add_argument("--patience", type=int, help="early-stopping patience in evaluations")
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--e0", choices=["refit", "keep"], help="refit per-element reference energies or keep the pretrained ones")
+    p.add_argument("--refine", choices=["lbfgs"], help="second-order refinement stage after first-order training")
+    p.add_argument("--refine-steps", type=int)
+    p.add_argument("--device")
+    p.add_argument("--out", help="run directory")
+    p.set_defaults(func=_cmd_finetune)
+
+
+def _cmd_finetune(args) -> int:
+    from optbench.config import FinetuneConfig
+    from optbench.train import finetune
+
+    overrides = {
+        "model": args.model, "train": args.train, "optimizer": args.optimizer, "lr": args.lr,
+        "batch_size": args.batch_size, "max_steps": args.max_steps, "epochs": args.epochs,
+        "seed": args.seed, "energy_key": args.energy_key, "forces_key": args.forces_key,
+        "stress_key": args.stress_key, "virial_key": args.virial_key,
+        "loss_weights": args.loss_weights, "schedule": args.schedule,
+        "warmup_steps": args.warmup_steps, "weight_decay": args.weight_decay,
+        "clip_grad": args.clip_grad, "ema_decay": args.ema, "valid_fraction": args.valid_fraction,
+        "patience": args.patience, "eval_every": args.eval_every,
+        "checkpoint_every": args.checkpoint_every, "e0": args.e0, "refine": args.refine,
+        "refine_steps": args.refine_steps, "device": args.device, "out": args.out,
+    }
+    if args.test:
+        overrides["tests"] = dict(args.test)
+    config = FinetuneConfig.from_sources(args.config, overrides)
+    result = finetune(config)
+    from optbench.evaluate import format_table
+
+    print(format_table(result["metrics"]))
+    print(f"status: {result['status']}  steps: {result['steps']}  wall time: {result['wall_time_s']:.1f} s  -> {config.out}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="energy/force/stress errors of any model on named test sets")
+    p.add_argument("--model", required=True, help="chgnet, sevennet-0, mace:PATH or a RUN_DIR")
+    p.add_argument("--test", action="append", type=_kv, required=True, metavar="NAME=FILE")
+    p.add_argument("--energy-key", default="energy")
+    p.add_argument("--forces-key", default="forces")
+    p.add_argument("--stress-key", default="stress")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="output JSON file")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args) -> int:
+    from optbench.evaluate import evaluate_model, format_table
+
+    block = evaluate_model(
+        args.model, dict(args.test), out=args.out, energy_key=args.energy_key,
+        forces_key=args.forces_key, stress_key=args.stress_key,
+        batch_size=args.batch_size, device=args.device,
+    )
+    print(format_table({"evaluate": block}))
+    return 0
+
+
+# ---------------------------------------------------------------- data suite
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="built-in benchmark datasets and the public-dataset registry")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    g = dsub.add_parser("generate", help="generate a dataset with an offline reference method")
+    g.add_argument("regime", choices=["molecular", "crystal", "liquid", "interface"])
+    g.add_argument("--size", choices=["small", "full"], default="small")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True)
+    g.set_defaults(func=_cmd_data_generate)
+    ls = dsub.add_parser("list", help="list built-in and public datasets")
+    ls.set_defaults(func=_cmd_data_list)
+    f = dsub.add_parser("fetch", help="download (or import with --from) a public dataset, verified by sha256")
+    f.add_argument("name")
+    f.add_argument("--out", required=True)
+    f.add_argument("--from", dest="from_path", help="local copy to import instead of downloading")
+    f.set_defaults(func=_cmd_data_fetch)
+
+
+def _cmd_data_generate(args) -> int:
+    from optbench.data.generate import generate
+
+    generate(args.regime, size=args.size, out=args.out, seed=args.seed)
+    return 0
+
+
+def _cmd_data_list(args) -> int:
+    from optbench.data.registry import format_listing
+
+    print(format_listing())
+    return 0
+
+
+def _cmd_data_fetch(args) -> int:
+    from optbench.data.registry import fetch
+
+    path = fetch(args.name, out=args.out, from_path=args.from_path)
+    print(f"{args.name} -> {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- properties
+def _add_property(sub) -> None:
+    p = sub.add_parser("property", help="a physical property of a model, against reference")
+    p.add_argument("name", choices=["elastic", "eos", "phonons", "vibrations", "md", "interface"])
+    p.add_argument("--model", required=True, help="RUN_DIR, chgnet, ... or 'reference'")
+    p.add_argument("--structure", required=True, help="structure file (any ASE format)")
+    p.add_argument("--dataset", help="dataset folder whose manifest holds reference values")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_property)
+
+
+def _cmd_property(args) -> int:
+    from optbench.properties import run_property
+
+    result = run_property(args.name, model=args.model, structure=args.structure, dataset=args.dataset, out=args.out)
+    print(f"{args.name} -> {Path(args.out) / (args.name + '.json')}")
+    if result.get("error_vs_reference") is not None:
+        print(f"error vs reference: {result['error_vs_reference']}")
+    return 0
+
+
+# ---------------------------------------------------------------- curvature
+def _add_curvature(sub) -> None:
+    p = sub.add_parser("curvature", help="Hessian spectra of the fine-tuning loss as each optimizer sees it")
+    p.add_argument("--run", required=True, help="RUN_DIR of a finetune run")
+    p.add_argument("--checkpoint", choices=["start", "mid", "final", "refined"], default="final")
+    p.add_argument("--data", required=True, help="extxyz file for the loss")
+    p.add_argument("--n-structures", type=int, default=32)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--gauss-newton", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_curvature)
+
+
+def _cmd_curvature(args) -> int:
+    from optbench.curvature import run_curvature
+
+    run_curvature(
+        run_dir=args.run, checkpoint=args.checkpoint, data=args.data,
+        n_structures=args.n_structures, k=args.k, gauss_newton=args.gauss_newton,
+        seed=args.seed, out=args.out,
+    )
+    print(f"curvature -> {Path(args.out) / 'curvature.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="the default quick run on the shipped data, with its table")
+    p.add_argument("--out", default="demo_out")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from optbench.demo import run_demo
+
+    run_demo(args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_demo):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"optbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("optbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Atomic writes of results (JSON, YAML, torch checkpoints): never a half-written file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+
+def _atomic(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain-Python copy of `obj` (numpy/torch arrays to lists, non-finite floats to None)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "detach"):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    text = json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n"
+    return _atomic(path, lambda fh: fh.write(text))
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def write_yaml(path: str | Path, data: Any) -> Path:
+    text = yaml.safe_dump(to_jsonable(data), sort_keys=False)
+    return _atomic(path, lambda fh: fh.write(text))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return _atomic(path, lambda fh: fh.write(text))
+
+
+def torch_save(path: str | Path, obj: Any) -> Path:
+    import torch
+
+    return _atomic(path, lambda fh: torch.save(obj, fh), mode="wb")
+
+
+def check_writable_dir(path: str | Path, what: str = "--out") -> Path:
+    """Create `path` if needed and check it is writable; InputError otherwise."""
+    from optbench.errors import InputError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe", delete=True)
+        probe.close()
+    except OSError as err:
+        raise InputError(f"output directory is not writable ({err.strerror})", file=path, field=what) from None
+    return path
