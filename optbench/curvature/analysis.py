@@ -1,0 +1,167 @@
+"""Curvature of the fine-tuning loss as an optimizer sees it: spectra of H and of P^1/2 H P^1/2,
+trace, spectral density, and the spectral filter u_i^T P u_i along H's top eigenvectors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from optbench.curvature.hvp import HessianOperator, build_hvp_operator
+from optbench.curvature.linalg import LanczosResult, hutchinson_trace, lanczos, slq_density
+from optbench.curvature.precond import Preconditioner, preconditioner_from_state
+from optbench.loss import LossWeights
+
+
+class SubspaceOperator:
+    """A symmetric operator restricted to some coordinates of its space (embed, apply, extract)."""
+
+    def __init__(self, matvec: Callable, full_dim: int, coords: torch.Tensor):
+        self.matvec, self.full_dim, self.coords = matvec, full_dim, coords
+        self.dim = int(coords.numel())
+
+    def __call__(self, v):
+        full = torch.zeros(self.full_dim, dtype=torch.float64)
+        full[self.coords] = v
+        return self.matvec(full)[self.coords]
+
+
+def preconditioned(matvec: Callable, P: Preconditioner) -> Callable:
+    """x -> P^1/2 H P^1/2 x (symmetric; same eigenvalues as P H)."""
+    return lambda x: P.apply_sqrt(matvec(P.apply_sqrt(x)))
+
+
+def condition_numbers(top: np.ndarray, bottom: np.ndarray) -> dict:
+    """λ_max/λ_min (only when the spectrum found is positive), λ_1/λ_k over the top k, and
+    |λ_min|/λ_max (how negative the landscape is)."""
+    lmax, lmin = float(top[0]), float(bottom[0])
+    return {
+        "lambda_max": lmax,
+        "lambda_min": lmin,
+        "condition_number": lmax / lmin if lmin > 0 else None,
+        "condition_number_top_k": lmax / float(top[-1]) if top[-1] > 0 else None,
+        "negative_ratio": abs(min(lmin, 0.0)) / lmax if lmax > 0 else None,
+    }
+
+
+def spectrum_summary(matvec: Callable, dim: int, *, k: int, n_iter: int | None, n_probes: int,
+                     n_slq: int, seed: int, vectors: bool, progress: bool, label: str) -> tuple[dict, LanczosResult]:
+    """Lanczos extremes (with residual bounds), Hutchinson trace and SLQ density of one operator."""
+    t0 = time.perf_counter()
+    run = lanczos(matvec, dim, k, n_iter, seed=seed, return_vectors=vectors, progress=progress, desc=f"lanczos {label}")
+    top, top_err = run.top(k)
+    bottom, bottom_err = run.bottom(k)
+    slq = slq_density(matvec, dim, n_vectors=n_slq, n_iter=run.n_iter, seed=seed, runs=[run], progress=progress)
+    hutch = hutchinson_trace(matvec, dim, n_probes, seed=seed + 7, progress=progress) if n_probes > 0 else None
+    scale = max(abs(top[0]), abs(bottom[0]), 1e-300)
+    out = {
+        "dim": dim,
+        "lanczos_iterations": run.n_iter,
+        "top_eigenvalues": top,
+        "top_residuals": top_err,
+        "bottom_eigenvalues": bottom,
+        "bottom_residuals": bottom_err,
+        "converged_top": int(np.sum(top_err <= 1e-3 * scale)),
+        "converged_bottom": int(np.sum(bottom_err <= 1e-3 * scale)),
+        **condition_numbers(top, bottom),
+        "trace_hutchinson": None if hutch is None else hutch["trace"],
+        "trace_hutchinson_stderr": None if hutch is None else hutch["stderr"],
+        "hutchinson_probes": n_probes,
+        "trace_slq": slq["trace"],
+        "trace_slq_stderr": slq["trace_stderr"],
+        "density": {k2: slq[k2] for k2 in ("grid", "density", "density_stderr", "sigma", "n_vectors", "n_iter")},
+        "slq_nodes": slq["nodes"],
+        "slq_weights": slq["weights"],
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    return out, run
+
+
+def analyse(
+    backbone,
+    featurized_set,
+    weights: LossWeights,
+    optimizer_name: str | None = None,
+    optimizer_state: dict | None = None,
+    *,
+    indices: Sequence[int] | None = None,
+    k: int = 10,
+    n_iter: int | None = None,
+    n_probes: int = 10,
+    n_slq: int = 3,
+    gauss_newton: bool = False,
+    hparams: dict | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    operator: HessianOperator | None = None,
+) -> dict:
+    """Hessian spectrum of the loss at the backbone's weights and, with an optimizer state, the
+    spectrum of P^1/2 H P^1/2 and the spectral filter of P along H's top eigenvectors.
+
+    Returns plain numbers/arrays (eigenvalues in loss units per parameter unit^2 for H,
+    dimensionless for the preconditioned operator since P carries the learning rate).
+    """
+    torch.manual_seed(seed)
+    op = operator or build_hvp_operator(backbone, featurized_set, weights, indices, gauss_newton=gauss_newton)
+    all_params = backbone.parameters()
+    space = op.space
+    result: dict = {
+        "loss": float(op.loss.detach()),
+        "loss_parts": {key: float(v) for key, v in op.parts.items()},
+        "gradient_norm": float(torch.linalg.vector_norm(op.gradient)),
+        "operator": "gauss_newton" if gauss_newton else "hessian",
+        "n_params": sum(p.numel() for p in all_params),
+        "n_params_analysed": op.dim,
+        "params_without_gradient": op.unused,
+    }
+    common = {"k": k, "n_iter": n_iter, "n_probes": n_probes, "n_slq": n_slq, "seed": seed, "progress": progress}
+    n0 = op.n_matvec
+    t0 = time.perf_counter()
+    hess, hrun = spectrum_summary(op, op.dim, vectors=True, label="H", **common)
+    result["hessian"] = hess
+    result["seconds_per_hvp"] = (time.perf_counter() - t0) / max(op.n_matvec - n0, 1)
+    if optimizer_name is None or optimizer_state is None:
+        return result
+    # parameters the optimizer never stepped have no state: leave them out of the preconditioned space
+    states = optimizer_state.get("state", {})
+    name = optimizer_name.lower()
+    if name in ("sgd", "lbfgs"):
+        keep = list(range(len(space.index)))
+    else:
+        keep = [j for j, i in enumerate(space.index) if states.get(i, states.get(str(i)))]
+    P = preconditioner_from_state(optimizer_name, optimizer_state, all_params, hparams, select=[space.index[j] for j in keep])
+    matvec, dim = op, op.dim
+    if len(keep) < len(space.index):
+        offsets = np.cumsum([0] + [p.numel() for p in space.params])
+        coords = torch.cat([torch.arange(int(offsets[j]), int(offsets[j + 1])) for j in keep])
+        matvec, dim = SubspaceOperator(op, op.dim, coords), int(coords.numel())
+    else:
+        coords = None
+    pre, _ = spectrum_summary(preconditioned(matvec, P), dim, vectors=False, label=f"P^1/2HP^1/2 ({P.name})", **common)
+    pre["params_without_state"] = [space.names[j] for j in range(len(space.index)) if j not in set(keep)]
+    result["preconditioner"] = {"optimizer": P.name, "trace": P.trace(), "mean_scale": P.trace() / max(P.dim, 1), **P.info}
+    result["preconditioned"] = pre
+    result["spectral_filter"] = spectral_filter(hrun, P, k, coords)
+    return result
+
+
+def spectral_filter(hrun: LanczosResult, P: Preconditioner, k: int, coords: torch.Tensor | None = None) -> dict:
+    """How much P scales each of H's top eigendirections u_i: r_i = u_i^T P u_i, relative to P's mean
+    scale tr(P)/n, and the curvature the update sees there, λ_i r_i."""
+    lam, _ = hrun.top(k)
+    vecs = hrun.top_vectors(k)
+    mean = P.trace() / max(P.dim, 1)
+    r = []
+    for u in vecs:
+        u = u if coords is None else u[coords]
+        r.append(P.rayleigh(u) if float(torch.dot(u, u)) > 0 else float("nan"))
+    r = np.array(r)
+    return {
+        "hessian_eigenvalues": lam,
+        "rayleigh_P": r,
+        "relative_gain": r / mean if mean > 0 else np.full_like(r, np.nan),
+        "effective_curvature": lam * r,
+        "mean_scale": mean,
+    }

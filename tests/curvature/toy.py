@@ -1,0 +1,73 @@
+"""A toy pair potential small enough for a dense Hessian, behind the real Backbone protocol."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from optbench.backbones.base import Backbone, Prediction
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shared_data() -> Path:
+    """Shared data folder: $OPTBENCH_SHARED_DATA or <repo>/../shared/data."""
+    env = os.environ.get("OPTBENCH_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+ETHANOL = shared_data() / "ethanol_revmd17" / "train.xyz"
+
+
+class PairMLP(nn.Module):
+    """E = n_atoms * e0 + sum over pairs of MLP(r_ij, z_i + z_j); float64."""
+
+    def __init__(self, hidden: int = 8, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.e0 = nn.Parameter(torch.tensor(-466.0))
+        self.unused = nn.Linear(2, 2)  # never called: gets no gradient
+        self.double()
+
+    def forward(self, pos: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        i, j = torch.triu_indices(len(pos), len(pos), 1)
+        r = (pos[i] - pos[j]).norm(dim=1)
+        z = (numbers[i] + numbers[j]).to(pos) / 10.0
+        return len(pos) * self.e0 + self.net(torch.stack([r, z], dim=1)).sum()
+
+
+class ToyBackbone(Backbone):
+    name = "toy"
+
+    def __init__(self, hidden: int = 8, seed: int = 0):
+        super().__init__(PairMLP(hidden, seed))
+        self.params_override = None  # {name: tensor} to evaluate at other weights (dense tests)
+
+    def featurize(self, atoms):
+        return {"pos": torch.as_tensor(atoms.positions, dtype=torch.float64), "z": torch.as_tensor(atoms.numbers)}
+
+    def predict(self, graphs, *, stress: bool = False) -> Prediction:
+        energies, forces = [], []
+        for g in graphs:
+            pos = g["pos"].clone().requires_grad_(True)
+            if self.params_override is None:
+                e = self.model(pos, g["z"])
+            else:
+                e = torch.func.functional_call(self.model, self.params_override, (pos, g["z"]))
+            f = -torch.autograd.grad(e, pos, create_graph=True)[0]
+            energies.append(e)
+            forces.append(f)
+        n = torch.tensor([len(g["pos"]) for g in graphs])
+        return Prediction(energy=torch.stack(energies), forces=torch.cat(forces), stress=None, n_atoms=n)
+
+    def shift_reference_energies(self, shifts):
+        with torch.no_grad():
+            self.model.e0 += sum(shifts.values()) / max(len(shifts), 1)
+
+    def save_native(self, directory):
+        torch.save(self.model.state_dict(), directory / "toy.pt")
+        return "toy.pt"
