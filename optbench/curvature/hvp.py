@@ -40,7 +40,7 @@ class ParamSpace:
     def flatten(self, tensors: Sequence[torch.Tensor | None]) -> torch.Tensor:
         parts = [
             torch.zeros(p.numel(), dtype=torch.float64) if t is None else t.detach().reshape(-1).to(torch.float64)
-            for p, t in zip(self.params, tensors)
+            for p, t in zip(self.params, tensors, strict=True)
         ]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
@@ -56,7 +56,7 @@ class _FixedPrediction:
 
 
 def _dot(a: Sequence[torch.Tensor | None], b: Sequence[torch.Tensor]) -> torch.Tensor | None:
-    terms = [(x * y).sum() for x, y in zip(a, b) if x is not None and x.requires_grad]
+    terms = [(x * y).sum() for x, y in zip(a, b, strict=True) if x is not None and x.requires_grad]
     return torch.stack(terms).sum() if terms else None
 
 
@@ -117,7 +117,7 @@ class HessianOperator:
         self._jt_dummy = torch.autograd.grad(outs, params, grad_outputs=self._dummy, create_graph=True, allow_unused=True)
         gl = [g.detach() for g in self._gl]
         grads = torch.autograd.grad(outs, params, grad_outputs=gl, retain_graph=True, allow_unused=True)
-        return [None if j is None else g for j, g in zip(self._jt_dummy, grads)]
+        return [None if j is None else g for j, g in zip(self._jt_dummy, grads, strict=True)]
 
     def _gnvp(self, v: torch.Tensor) -> list[torch.Tensor | None]:
         vs = self.space.split(v)
@@ -126,10 +126,10 @@ class HessianOperator:
         if dot is None:
             return [None] * len(vs)
         jv = torch.autograd.grad(dot, self._dummy, retain_graph=True, allow_unused=True)
-        jv = [torch.zeros_like(d) if x is None else x for d, x in zip(self._dummy, jv)]
-        hl_dot = torch.stack([(g * x).sum() for g, x in zip(self._gl, jv)]).sum()
+        jv = [torch.zeros_like(d) if x is None else x for d, x in zip(self._dummy, jv, strict=True)]
+        hl_dot = torch.stack([(g * x).sum() for g, x in zip(self._gl, jv, strict=True)]).sum()
         hjv = torch.autograd.grad(hl_dot, self._leaves, retain_graph=True, allow_unused=True)
-        hjv = [torch.zeros_like(o) if x is None else x for o, x in zip(self._outs, hjv)]
+        hjv = [torch.zeros_like(o) if x is None else x for o, x in zip(self._outs, hjv, strict=True)]
         return list(torch.autograd.grad(self._outs, self.space.params, grad_outputs=hjv, retain_graph=True, allow_unused=True))
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:

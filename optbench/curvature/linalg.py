@@ -195,11 +195,11 @@ def slq_density(
     if grid is None:
         grid = np.linspace(lo - 5 * sigma, hi + 5 * sigma, n_grid)
     per_vec = []
-    for nd, wt, ok in zip(nodes, weights, finite):
+    for nd, wt, ok in zip(nodes, weights, finite, strict=True):
         g = np.exp(-0.5 * ((grid[:, None] - nd[None, ok]) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
         per_vec.append(g @ wt[ok])
     per_vec = np.array(per_vec)
-    traces = np.array([dim * float(np.sum(w[ok] * n[ok])) for n, w, ok in zip(nodes, weights, finite)])
+    traces = np.array([dim * float(np.sum(w[ok] * n[ok])) for n, w, ok in zip(nodes, weights, finite, strict=True)])
     nv = len(runs)
     return {
         "grid": grid,

@@ -29,7 +29,7 @@ def flat_loss(bb, fs, weights):
 
     def f(flat):
         out, start = {}, 0
-        for n, s in zip(names, shapes):
+        for n, s in zip(names, shapes, strict=True):
             k = int(torch.Size(s).numel())
             out[n] = flat[start : start + k].view(s)
             start += k

@@ -55,7 +55,7 @@ def test_gauss_newton_matches_dense_jacobian_product(toy):
 
     def outputs(flat):
         out, start = {}, 0
-        for n, p in zip(names, params):
+        for n, p in zip(names, params, strict=True):
             out[n] = flat[start : start + p.numel()].view_as(p)
             start += p.numel()
         bb.params_override = out
