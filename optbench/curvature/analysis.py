@@ -29,7 +29,9 @@ class SubspaceOperator:
 
 
 def preconditioned(matvec: Callable, P: Preconditioner) -> Callable:
-    """x -> P^1/2 H P^1/2 x (symmetric; same eigenvalues as P H)."""
+    """x -> sign · S^1/2 H S^1/2 x for P = sign · S (symmetric; same eigenvalues as P H)."""
+    if P.sign < 0:
+        return lambda x: -P.apply_sqrt(matvec(P.apply_sqrt(x)))
     return lambda x: P.apply_sqrt(matvec(P.apply_sqrt(x)))
 
 

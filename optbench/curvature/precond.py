@@ -21,9 +21,11 @@ SUPPORTED = (*DIAGONAL, "sgd", "lbfgs")
 
 
 class Preconditioner:
-    """A symmetric positive semi-definite operator on a flat float64 space of size `dim`."""
+    """A symmetric operator P = sign · S, S positive semi-definite, on a flat float64 space of size
+    `dim`; `apply_sqrt` applies S^1/2 (sign is -1 only for a rule that steps uphill, see Ranger)."""
 
     name = "preconditioner"
+    sign = 1.0
     dim: int
     info: dict
 
@@ -44,7 +46,11 @@ class Preconditioner:
 class DiagonalPreconditioner(Preconditioner):
     def __init__(self, diag: torch.Tensor, name: str, info: dict | None = None):
         self.diag = diag.to(_DT)
-        self._sqrt = self.diag.clamp_min(0).sqrt()
+        if self.diag.numel() and bool((self.diag < 0).all()):
+            self.sign = -1.0
+        elif bool((self.diag < 0).any()):
+            raise ValueError("a diagonal preconditioner must not mix signs")
+        self._sqrt = self.diag.abs().sqrt()
         self.dim = self.diag.numel()
         self.name = name
         self.info = info or {}
@@ -186,7 +192,10 @@ def _diag_block(name: str, st: dict, g: dict) -> tuple[torch.Tensor, dict]:
         if n_sma >= threshold:
             rt = math.sqrt((1 - b2t) * (n_sma - 4) / (n_sma_max - 4) * (n_sma - 2) / n_sma * n_sma_max / (n_sma_max - 2))
             return alpha * lr * rt / (v.sqrt() + eps), {"step": t, "rectified": True, "rt": rt, "lookahead_alpha": alpha}
-        return torch.full_like(v, alpha * lr), {"step": t, "rectified": False, "lookahead_alpha": alpha}
+        # below the threshold the library steps with lr * rt, rt = -1 unless degenerated_to_sgd:
+        # an uphill step along the momentum, which P = -lr reproduces
+        rt = 1.0 if g.get("degenerated_to_sgd", False) else -1.0
+        return torch.full_like(v, alpha * lr * rt), {"step": t, "rectified": False, "rt": rt, "lookahead_alpha": alpha}
     raise AssertionError(name)
 
 

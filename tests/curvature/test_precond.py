@@ -1,0 +1,141 @@
+"""Preconditioners read from real optimizer states, checked against the updates the optimizers make."""
+
+import numpy as np
+import pytest
+import torch
+
+from optbench.curvature import LBFGSPreconditioner, preconditioner_from_state
+from optbench.errors import InputError
+
+
+def _make(name, params, lr):
+    import pytorch_optimizer
+    import schedulefree
+
+    return {
+        "adam": lambda: torch.optim.Adam(params, lr=lr),
+        "adamw": lambda: torch.optim.AdamW(params, lr=lr, weight_decay=0.05),
+        "radam": lambda: torch.optim.RAdam(params, lr=lr),
+        "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True),
+        "lamb": lambda: pytorch_optimizer.Lamb(params, lr=lr),
+        "ranger": lambda: pytorch_optimizer.Ranger(params, lr=lr, k=10_000, use_gc=False),
+        "schedulefree": lambda: schedulefree.AdamWScheduleFree(params, lr=lr, warmup_steps=20),
+    }[name]()
+
+
+@pytest.mark.parametrize("name,steps", [
+    ("adam", 3), ("adamw", 7), ("radam", 3), ("radam", 9), ("sgd", 400),
+    ("lamb", 4), ("ranger", 3), ("ranger", 9), ("schedulefree", 5), ("schedulefree", 30),
+])
+def test_update_is_minus_P_times_gradient(name, steps):
+    """Under a constant gradient every momentum average is at its steady gain, so the last update
+    must equal -P g with P read from the state the optimizer left (bias corrections included)."""
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(3, 4, generator=gen, dtype=torch.float64, requires_grad=True),
+              torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True)]
+    coef = [torch.randn(p.shape, generator=gen, dtype=torch.float64) * (1 + i) for i, p in enumerate(params)]
+    lr = 1e-2
+    opt = _make(name, params, lr)
+    if name == "schedulefree":
+        opt.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        sum((c * p).sum() for c, p in zip(coef, params, strict=True)).backward()
+        before = [opt.state[p]["z"].clone() if "z" in opt.state[p] else p.detach().clone() for p in params]
+        opt.step()
+    after = [p.detach() if name != "schedulefree" else opt.state[p]["z"] for p in params]
+    delta = torch.cat([(a - b).reshape(-1) for a, b in zip(after, before, strict=True)])
+    if name == "adamw":  # decoupled decay is a separate term, not part of P
+        delta += lr * 0.05 * torch.cat([b.reshape(-1) for b in before])
+    g = torch.cat([c.reshape(-1) for c in coef])
+    P = preconditioner_from_state(name, opt.state_dict(), params)
+    Pg = P.apply(g)
+    if name == "ranger":
+        Pg = Pg / P.info["lookahead_alpha"]  # Lookahead scales the step only at its sync points
+    torch.testing.assert_close(Pg, -delta, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(P.sign * P.apply_sqrt(P.apply_sqrt(g)), P.apply(g))
+    if name in ("radam", "ranger"):
+        assert P.info["rectified"] == (steps > 5)
+    # pytorch_optimizer's Ranger steps uphill before rectification (rt = -1): P must say so
+    assert P.sign == (-1.0 if name == "ranger" and steps <= 5 else 1.0)
+
+
+def test_lamb_trust_ratio_is_per_tensor():
+    import pytorch_optimizer
+
+    a = torch.full((4,), 3.0, requires_grad=True)
+    b = torch.full((4,), 0.1, requires_grad=True)
+    opt = pytorch_optimizer.Lamb([a, b], lr=1e-3)
+    (a.sum() + b.sum()).backward()
+    opt.step()
+    P = preconditioner_from_state("lamb", opt.state_dict(), [a, b])
+    d = P.diag.numpy()
+    assert np.allclose(d[:4], d[0]) and np.allclose(d[4:], d[4])
+    assert d[0] / d[4] == pytest.approx(30.0, rel=1e-3)  # ratio of weight norms (same Adam step)
+    adam_update_norm = 2 * 0.1 / (0.001**0.5 + 1e-6)  # |m / (sqrt(v) + eps)| after one step, 4 entries
+    assert P.info["trust_ratio"]["max"] == pytest.approx(6.0 / (adam_update_norm + 1e-6), rel=1e-5)
+
+
+def _dense_bfgs(s_list, y_list, gamma):
+    n = s_list[0].numel()
+    H = gamma * torch.eye(n, dtype=torch.float64)
+    for s, y in zip(s_list, y_list, strict=True):
+        rho = 1.0 / float(y @ s)
+        V = torch.eye(n, dtype=torch.float64) - rho * torch.outer(y, s)
+        H = V.T @ H @ V + rho * torch.outer(s, s)
+    return H
+
+
+def test_lbfgs_operator_equals_dense_inverse_bfgs(toy):
+    from optbench.loss import compute_loss
+
+    bb, fs, w = toy
+    params = bb.parameters()
+    opt = torch.optim.LBFGS(params, lr=0.5, history_size=4, max_iter=1, line_search_fn="strong_wolfe")
+    batch = fs.batch(range(len(fs)))
+
+    def closure():
+        opt.zero_grad()
+        loss = compute_loss(bb, batch, w)[0]
+        loss.backward()
+        return loss
+
+    for _ in range(7):
+        opt.step(closure)
+    sd = opt.state_dict()
+    st = sd["state"][0]
+    assert len(st["old_dirs"]) == 4  # history full: the oldest pairs were dropped
+    P = preconditioner_from_state("lbfgs", sd, params)
+    H = 0.5 * _dense_bfgs([s.double() for s in st["old_stps"]], [y.double() for y in st["old_dirs"]], float(st["H_diag"]))
+    E = torch.eye(P.dim, dtype=torch.float64)
+    dense_op = torch.stack([P.apply(E[i]) for i in range(P.dim)], dim=1)
+    torch.testing.assert_close(dense_op, H, rtol=1e-9, atol=1e-12)
+    sq = torch.stack([P.apply_sqrt(E[i]) for i in range(P.dim)], dim=1)
+    torch.testing.assert_close(sq @ sq, H, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(sq, sq.T, rtol=1e-8, atol=1e-10)
+    assert P.trace() == pytest.approx(float(torch.trace(H)), rel=1e-9)
+    # a block of the parameters (e.g. those that got a gradient): the sub-block of lr*H_k, exactly
+    Psub = preconditioner_from_state("lbfgs", sd, params, select=[0, 1, 4])
+    n0, n1 = params[0].numel(), params[1].numel()
+    off4 = sum(p.numel() for p in params[:4])
+    coords = torch.cat([torch.arange(0, n0 + n1), torch.arange(off4, off4 + params[4].numel())])
+    Hs = H[coords][:, coords]
+    Es = torch.eye(Psub.dim, dtype=torch.float64)
+    sqs = torch.stack([Psub.apply_sqrt(Es[i]) for i in range(Psub.dim)], dim=1)
+    torch.testing.assert_close(sqs @ sqs, Hs, rtol=1e-8, atol=1e-10)
+
+
+def test_lbfgs_without_history_is_lr_identity():
+    P = LBFGSPreconditioner([], [], [], 1.0, 0.3, 5)
+    v = torch.arange(5.0, dtype=torch.float64)
+    torch.testing.assert_close(P.apply(v), 0.3 * v)
+    torch.testing.assert_close(P.apply_sqrt(P.apply_sqrt(v)), 0.3 * v)
+
+
+def test_bad_states_are_input_errors():
+    p = [torch.zeros(3, requires_grad=True)]
+    with pytest.raises(InputError, match="no preconditioner model"):
+        preconditioner_from_state("adagrad", {"state": {}, "param_groups": []}, p)
+    opt = torch.optim.Adam(p, lr=1e-3)
+    with pytest.raises(InputError, match="no entry for parameter 0"):
+        preconditioner_from_state("adam", opt.state_dict(), p)
