@@ -186,6 +186,9 @@ def _add_curvature(sub) -> None:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--gauss-newton", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lanczos-iter", type=int, help="Lanczos steps per run (default 2k+10)")
+    p.add_argument("--probes", type=int, help="Hutchinson probes (default k)")
+    p.add_argument("--slq-vectors", type=int, default=3, help="random vectors for the spectral density")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_curvature)
 
@@ -197,6 +200,7 @@ def _cmd_curvature(args) -> int:
         run_dir=args.run, checkpoint=args.checkpoint, data=args.data,
         n_structures=args.n_structures, k=args.k, gauss_newton=args.gauss_newton,
         seed=args.seed, out=args.out,
+        n_iter=args.lanczos_iter, n_probes=args.probes, n_slq=args.slq_vectors,
     )
     print(f"curvature -> {Path(args.out) / 'curvature.json'}")
     return 0

@@ -52,11 +52,16 @@ def spectrum_summary(matvec: Callable, dim: int, *, k: int, n_iter: int | None, 
                      n_slq: int, seed: int, vectors: bool, progress: bool, label: str) -> tuple[dict, LanczosResult]:
     """Lanczos extremes (with residual bounds), Hutchinson trace and SLQ density of one operator."""
     t0 = time.perf_counter()
-    run = lanczos(matvec, dim, k, n_iter, seed=seed, return_vectors=vectors, progress=progress, desc=f"lanczos {label}")
+    run = lanczos(matvec, dim, k, n_iter, seed=seed, return_vectors=True, progress=progress, desc=f"lanczos {label}")
     top, top_err = run.top(k)
     bottom, bottom_err = run.bottom(k)
     slq = slq_density(matvec, dim, n_vectors=n_slq, n_iter=run.n_iter, seed=seed, runs=[run], progress=progress)
-    hutch = hutchinson_trace(matvec, dim, n_probes, seed=seed + 7, progress=progress) if n_probes > 0 else None
+    # Hutch++-style: exact trace on the Krylov basis (sum of alphas), Hutchinson on its complement
+    hutch = hutchinson_trace(
+        matvec, dim, n_probes, seed=seed + 7, deflate=run.basis, deflate_trace=float(run.alphas.sum()), progress=progress
+    ) if n_probes > 0 and run.n_iter < dim else None
+    if hutch is None and run.n_iter == dim:  # the Krylov space is the whole space: the trace is exact
+        hutch = {"trace": float(run.alphas.sum()), "stderr": 0.0}
     scale = max(abs(top[0]), abs(bottom[0]), 1e-300)
     out = {
         "dim": dim,
@@ -78,6 +83,8 @@ def spectrum_summary(matvec: Callable, dim: int, *, k: int, n_iter: int | None, 
         "slq_weights": slq["weights"],
         "wall_time_s": time.perf_counter() - t0,
     }
+    if not vectors:
+        run.ritz_vectors = run.basis = None
     return out, run
 
 

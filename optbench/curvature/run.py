@@ -1,0 +1,176 @@
+"""`optbench curvature`: the curvature analysis of one checkpoint of a finetune RUN_DIR."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from optbench.curvature.analysis import analyse
+from optbench.errors import InputError
+from optbench.io import check_writable_dir, write_json
+
+CHECKPOINTS = ("start", "mid", "final", "refined")
+
+
+def _read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise InputError("not a finetune run folder (no config.yaml)", file=run_dir, field="run")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"unreadable YAML ({err})", file=path) from None
+    if not isinstance(config, dict) or not config.get("model"):
+        raise InputError("config has no model", file=path, field="model")
+    return config
+
+
+def load_checkpoint(run_dir: str | Path, checkpoint: str) -> tuple[dict, dict]:
+    """(config, checkpoint dict) of a RUN_DIR; InputError naming the file when missing or malformed."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError("run folder not found", file=run_dir, field="run")
+    if checkpoint not in CHECKPOINTS:
+        raise InputError(f"unknown checkpoint '{checkpoint}' (known: {', '.join(CHECKPOINTS)})", field="checkpoint")
+    config = _read_config(run_dir)
+    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    if not path.is_file():
+        have = sorted(p.stem for p in (run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
+        raise InputError(f"no '{checkpoint}' checkpoint (have: {', '.join(have) or 'none'})", file=path, field="checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types on corrupt files
+        raise InputError(f"unreadable checkpoint ({type(err).__name__}: {err})", file=path) from None
+    for key in ("model_state", "optimizer"):
+        if key not in ckpt:
+            raise InputError("checkpoint lacks this key", file=path, field=key)
+    return config, ckpt
+
+
+def _backbone(config: dict, ckpt: dict, path: Path):
+    from optbench.backbones import load_backbone
+
+    backbone = load_backbone(config["model"])
+    try:
+        backbone.model.load_state_dict(ckpt["model_state"])
+    except RuntimeError as err:
+        raise InputError(f"weights do not fit model '{config['model']}' ({str(err).splitlines()[0]})", file=path, field="model_state") from None
+    return backbone
+
+
+def _frames(data: str | Path, config: dict, n_structures: int, seed: int):
+    from optbench.data.io import LabelKeys, read_frames
+
+    keys = LabelKeys(**{k: config[f"{k}_key"] for k in ("energy", "forces", "stress", "virial") if config.get(f"{k}_key")})
+    frames = read_frames(data, keys)
+    n = min(n_structures, len(frames))
+    idx = np.sort(np.random.default_rng(seed).choice(len(frames), size=n, replace=False))
+    return [frames[i] for i in idx], idx.tolist()
+
+
+def run_curvature(
+    run_dir: str | Path,
+    checkpoint: str = "final",
+    data: str | Path | None = None,
+    n_structures: int = 32,
+    k: int = 10,
+    gauss_newton: bool = False,
+    seed: int = 0,
+    out: str | Path = "curvature",
+    *,
+    n_iter: int | None = None,
+    n_probes: int | None = None,
+    n_slq: int = 3,
+    progress: bool = True,
+) -> dict:
+    """Spectra of H and of P^1/2 H P^1/2 at one checkpoint; writes OUT/curvature.json and PNGs.
+
+    For `checkpoint="refined"` the final (pre-refinement) checkpoint is analysed too, so the effect
+    of the L-BFGS stage on the spectrum is in the same file. Defaults: n_iter = 2k + 10 Lanczos
+    steps, n_probes = k Hutchinson probes (deflated by the Krylov basis), n_slq SLQ vectors.
+    """
+    from optbench.loss import FeaturizedSet, LossWeights
+
+    if data is None:
+        raise InputError("a data file is required", field="data")
+    if n_structures < 1:
+        raise InputError("must be >= 1", field="n_structures")
+    if k < 1:
+        raise InputError("must be >= 1", field="k")
+    if n_iter is not None and n_iter < 2:
+        raise InputError("must be >= 2", field="lanczos_iter")
+    if n_probes is not None and n_probes < 0:
+        raise InputError("must be >= 0", field="probes")
+    if n_slq < 1:
+        raise InputError("must be >= 1", field="slq_vectors")
+    t0 = time.perf_counter()
+    run_dir, out = Path(run_dir), Path(out)
+    config, ckpt = load_checkpoint(run_dir, checkpoint)
+    before = load_checkpoint(run_dir, "final") if checkpoint == "refined" and (run_dir / "checkpoints" / "final.pt").is_file() else None
+    check_writable_dir(out)
+    try:
+        weights = LossWeights(**(config.get("loss_weights") or {}))
+    except Exception as err:
+        raise InputError(f"bad loss weights ({err})", file=run_dir / "config.yaml", field="loss_weights") from None
+    opts = {
+        "k": k, "n_iter": n_iter if n_iter is not None else 2 * k + 10,
+        "n_probes": n_probes if n_probes is not None else k, "n_slq": n_slq,
+        "gauss_newton": gauss_newton, "seed": seed, "progress": progress,
+    }
+    backbone = _backbone(config, ckpt, run_dir / "checkpoints" / f"{checkpoint}.pt")
+    frames, indices = _frames(data, config, n_structures, seed)
+    fset = FeaturizedSet(frames, backbone, name=Path(data).stem)
+    res = analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), **opts)
+    result = {
+        "run_dir": str(run_dir), "checkpoint": checkpoint, "step": ckpt.get("step"),
+        "optimizer": ckpt["optimizer"], "model": config["model"], "data": str(data),
+        "structure_indices": indices, "n_structures": len(indices), "seed": seed,
+        "settings": {key: v for key, v in opts.items() if key != "progress"},
+        "loss_weights": weights.model_dump(), **res,
+    }
+    panels = {"H" if not gauss_newton else "G (Gauss-Newton)": res["hessian"]}
+    if "preconditioned" in res:
+        panels[f"P^1/2 H P^1/2 ({res['preconditioner']['optimizer']})"] = res["preconditioned"]
+    if before is not None:
+        b_config, b_ckpt = before
+        b_backbone = _backbone(b_config, b_ckpt, run_dir / "checkpoints" / "final.pt")
+        b_fset = FeaturizedSet(frames, b_backbone, name=fset.name)
+        result["before_refinement"] = analyse(b_backbone, b_fset, weights, b_ckpt["optimizer"], b_ckpt.get("optimizer_state"), **opts)
+        result["before_refinement"].update({"checkpoint": "final", "optimizer": b_ckpt["optimizer"], "step": b_ckpt.get("step")})
+    result["wall_time_s"] = time.perf_counter() - t0
+    _figures(result, panels, out)
+    write_json(out / "curvature.json", result)
+    return result
+
+
+def _figures(result: dict, panels: dict, out: Path) -> list[Path]:
+    from optbench.curvature import plots
+
+    files = [
+        plots.plot_density(panels, out / "spectral_density.png", title=f"{result['optimizer']} @ {result['checkpoint']}"),
+        plots.plot_eigenvalues(panels, out / "eigenvalues.png"),
+    ]
+    filters = {}
+    if "spectral_filter" in result:
+        filters[result["preconditioner"]["optimizer"] + f" @ {result['checkpoint']}"] = result["spectral_filter"]
+    before = result.get("before_refinement")
+    if before is not None:
+        if "spectral_filter" in before:
+            filters[before["preconditioner"]["optimizer"] + " @ final"] = before["spectral_filter"]
+        files.append(plots.plot_overlay(
+            {"H before refinement (final)": before["hessian"], "H after refinement": result["hessian"]},
+            out / "refinement_density.png", title="Hessian spectrum before and after L-BFGS refinement",
+        ))
+        if "preconditioned" in before and "preconditioned" in result:
+            files.append(plots.plot_overlay(
+                {f"P^1/2HP^1/2 {before['preconditioner']['optimizer']} (final)": before["preconditioned"],
+                 "P^1/2HP^1/2 lbfgs (refined)": result["preconditioned"]},
+                out / "refinement_preconditioned_density.png", title="Preconditioned spectrum before and after refinement",
+            ))
+    if filters:
+        files.append(plots.plot_spectral_filter(filters, out / "spectral_filter.png"))
+    return files

@@ -1,0 +1,134 @@
+"""The curvature analysis on the real CHGNet backbone, on a few ethanol frames."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from optbench.cli import main
+from optbench.curvature import build_hvp_operator, run_curvature
+from optbench.data.io import read_frames
+from optbench.errors import InputError
+from optbench.loss import FeaturizedSet, LossWeights, compute_loss
+
+from .toy import ETHANOL
+
+FEW = {"n_iter": 5, "n_probes": 1, "n_slq": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def chgnet():
+    from optbench.backbones import load_backbone
+
+    return load_backbone("chgnet")
+
+
+@pytest.fixture(scope="module")
+def two_frames():
+    return read_frames(ETHANOL, index=":2")
+
+
+def test_chgnet_hvp_is_the_derivative_of_the_gradient(chgnet, two_frames):
+    fs = FeaturizedSet(two_frames, chgnet)
+    w = LossWeights()
+    op = build_hvp_operator(chgnet, fs, w)
+    # parameters outside the energy/force graph get no gradient: listed and left out, no crash
+    assert "site_wise.weight" in op.unused and op.dim < sum(p.numel() for p in chgnet.parameters())
+    gen = torch.Generator().manual_seed(0)
+    u, v = (torch.randn(op.dim, dtype=torch.float64, generator=gen) for _ in range(2))
+    hv, hu = op(v), op(u)
+    assert abs(float(u @ hv - v @ hu)) < 1e-5 * float(u.norm() * hv.norm())  # symmetric to float32 precision
+    eps = 1e-2 / float(v.norm())
+    params = op.space.params
+
+    def grad_at(shift):
+        with torch.no_grad():
+            for p, d in zip(params, op.space.split(shift), strict=True):
+                p.add_(d)
+        try:
+            return build_hvp_operator(chgnet, fs, w).gradient
+        finally:
+            with torch.no_grad():
+                for p, d in zip(params, op.space.split(shift), strict=True):
+                    p.sub_(d)
+
+    fd = (grad_at(eps * v) - grad_at(-eps * v)) / (2 * eps)
+    assert float((fd - hv).norm() / hv.norm()) < 1e-2
+
+
+def _write_run(tmp, chgnet, frames):
+    """A RUN_DIR in the lead's layout, with states from real optimizer steps."""
+    base = {k: v.clone() for k, v in chgnet.model.state_dict().items()}
+    fs = FeaturizedSet(frames, chgnet)
+    w = LossWeights()
+    batch = fs.batch(range(len(fs)))
+    (tmp / "checkpoints").mkdir(parents=True)
+    config = {"model": "chgnet", "train": str(ETHANOL), "optimizer": "adam", "lr": 1e-4,
+              "loss_weights": w.model_dump(), "energy_key": "energy", "forces_key": "forces", "seed": 0}
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    torch.save({"model_state": chgnet.model.state_dict(), "optimizer": "adam", "optimizer_state": None, "step": 0},
+               tmp / "checkpoints" / "start.pt")
+    opt = torch.optim.Adam(chgnet.parameters(), lr=1e-4)
+    for _ in range(2):
+        opt.zero_grad()
+        compute_loss(chgnet, batch, w)[0].backward()
+        opt.step()
+    torch.save({"model_state": chgnet.model.state_dict(), "optimizer": "adam", "optimizer_state": opt.state_dict(), "step": 2},
+               tmp / "checkpoints" / "final.pt")
+    lb = torch.optim.LBFGS(chgnet.parameters(), lr=1e-3, max_iter=1, history_size=3)
+
+    def closure():
+        lb.zero_grad()
+        loss = compute_loss(chgnet, batch, w)[0]
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        lb.step(closure)
+    assert len(lb.state_dict()["state"][0]["old_dirs"]) >= 1
+    torch.save({"model_state": chgnet.model.state_dict(), "optimizer": "lbfgs", "optimizer_state": lb.state_dict(), "step": 5},
+               tmp / "checkpoints" / "refined.pt")
+    chgnet.model.load_state_dict(base)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, chgnet, two_frames):
+    return _write_run(tmp_path_factory.mktemp("run"), chgnet, two_frames)
+
+
+def test_run_curvature_refined_has_before_and_after(run_dir, tmp_path):
+    out = tmp_path / "curv"
+    res = run_curvature(run_dir=run_dir, checkpoint="refined", data=ETHANOL, n_structures=2, k=2, seed=0, out=out, **FEW)
+    data = json.loads((out / "curvature.json").read_text())
+    assert data["optimizer"] == "lbfgs" and data["preconditioner"]["history"] >= 1
+    assert data["before_refinement"]["optimizer"] == "adam"
+    assert data["before_refinement"]["preconditioner"]["step"] == 2
+    for block in (data["hessian"], data["preconditioned"], data["before_refinement"]["preconditioned"]):
+        assert len(block["top_eigenvalues"]) == 2 and block["lambda_max"] >= block["top_eigenvalues"][1]
+        assert all(r >= 0 for r in block["top_residuals"])
+    assert data["n_params_analysed"] < data["n_params"]
+    assert len(data["spectral_filter"]["rayleigh_P"]) == 2
+    for png in ("spectral_density.png", "eigenvalues.png", "spectral_filter.png", "refinement_density.png",
+                "refinement_preconditioned_density.png"):
+        assert (out / png).stat().st_size > 1000
+    assert res["wall_time_s"] > 0
+
+
+def test_cli_start_checkpoint_hessian_only_and_bad_input(run_dir, tmp_path, capsys):
+    out = tmp_path / "c0"
+    rc = main(["curvature", "--run", str(run_dir), "--checkpoint", "start", "--data", str(ETHANOL),
+               "--n-structures", "1", "--k", "1", "--lanczos-iter", "3", "--probes", "0", "--slq-vectors", "1",
+               "--out", str(out)])
+    assert rc == 0
+    data = json.loads((out / "curvature.json").read_text())
+    assert "preconditioned" not in data and np.isfinite(data["hessian"]["lambda_max"])
+    assert len(data["structure_indices"]) == 1 and data["hessian"]["lanczos_iterations"] == 3
+    bad = tmp_path / "bad"
+    rc = main(["curvature", "--run", str(run_dir), "--checkpoint", "mid", "--data", str(ETHANOL), "--out", str(bad)])
+    assert rc == 2 and "mid.pt" in capsys.readouterr().err
+    assert not (bad / "curvature.json").exists()
+    with pytest.raises(InputError, match="run folder not found"):
+        run_curvature(run_dir=tmp_path / "nope", data=ETHANOL, out=bad)
