@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import pytest
-
-
 
 REPO = Path(__file__).resolve().parents[1]
 
