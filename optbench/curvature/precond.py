@@ -146,10 +146,16 @@ def _num(x) -> float:
     return float(x.item() if hasattr(x, "item") else x)
 
 
+def group_lr(g: dict) -> float:
+    """The group's current lr (as a scheduler left it); its initial_lr when a schedule ended at 0."""
+    lr = float(g["lr"])
+    return lr if lr > 0 or "initial_lr" not in g else float(g["initial_lr"])
+
+
 def _diag_block(name: str, st: dict, g: dict) -> tuple[torch.Tensor, dict]:
     """Diagonal of P for one parameter tensor (flat float64) and what went into it."""
     beta1, beta2 = (float(b) for b in g.get("betas", (0.9, 0.999)))
-    eps, lr = float(g["eps"]), float(g["lr"])
+    eps, lr = float(g["eps"]), group_lr(g)
     if name in ("adam", "adamw"):
         t = _num(st["step"])
         v = st["max_exp_avg_sq"] if g.get("amsgrad") and "max_exp_avg_sq" in st else st["exp_avg_sq"]
@@ -192,8 +198,8 @@ def _diag_block(name: str, st: dict, g: dict) -> tuple[torch.Tensor, dict]:
         if n_sma >= threshold:
             rt = math.sqrt((1 - b2t) * (n_sma - 4) / (n_sma_max - 4) * (n_sma - 2) / n_sma * n_sma_max / (n_sma_max - 2))
             return alpha * lr * rt / (v.sqrt() + eps), {"step": t, "rectified": True, "rt": rt, "lookahead_alpha": alpha}
-        # below the threshold the library steps with lr * rt, rt = -1 unless degenerated_to_sgd:
-        # an uphill step along the momentum, which P = -lr reproduces
+        # below the threshold pytorch_optimizer steps with lr * rt, rt = -1 unless degenerated_to_sgd
+        # (optbench's registry sets it): an uphill step along the momentum, which P = -lr reproduces
         rt = 1.0 if g.get("degenerated_to_sgd", False) else -1.0
         return torch.full_like(v, alpha * lr * rt), {"step": t, "rectified": False, "rt": rt, "lookahead_alpha": alpha}
     raise AssertionError(name)
@@ -201,7 +207,7 @@ def _diag_block(name: str, st: dict, g: dict) -> tuple[torch.Tensor, dict]:
 
 def sgd_gain(g: dict) -> float:
     """lr times momentum's steady-state step: lr(1-d)/(1-μ), Nesterov lr(1 + μ(1-d)/(1-μ))."""
-    lr, mu, d = float(g["lr"]), float(g.get("momentum", 0.0)), float(g.get("dampening", 0.0))
+    lr, mu, d = group_lr(g), float(g.get("momentum", 0.0)), float(g.get("dampening", 0.0))
     if mu == 0:
         return lr
     if g.get("nesterov"):
@@ -236,7 +242,12 @@ def preconditioner_from_state(
     """
     name = canonical_name(optimizer_name)
     select = list(range(len(params))) if select is None else [int(i) for i in select]
-    groups = _group_of(state_dict)
+    # options a library keeps outside the param groups (Ranger's degenerated_to_sgd) come from
+    # optbench's registry defaults, which built the optimizer, unless `hparams` says otherwise
+    from optbench.optim import get_spec
+
+    defaults = get_spec(name).defaults
+    groups = {i: {**defaults, **g} for i, g in _group_of(state_dict).items()}
     overrides = dict(hparams or {})
     states = state_dict.get("state", {})
     if name == "lbfgs":
@@ -254,7 +265,9 @@ def preconditioner_from_state(
         blocks.append(diag.reshape(-1))
         infos.append(info)
     diag = torch.cat(blocks) if blocks else torch.zeros(0, dtype=_DT)
-    info = {"optimizer": name}
+    first = {**groups.get(select[0], {}), **overrides} if select else {}
+    info = {"optimizer": name, "lr": group_lr(first) if "lr" in first else None,
+            "initial_lr": first.get("initial_lr")}
     if name == "sgd":
         info["effective_lr"] = float(diag[0]) if diag.numel() else None
     elif infos:
@@ -279,7 +292,7 @@ def _lbfgs(states, groups, params, select, overrides) -> LBFGSPreconditioner:
     coords = None
     if select != list(range(len(params))):
         coords = torch.cat([torch.arange(offsets[i], offsets[i + 1]) for i in select]) if select else torch.zeros(0, dtype=torch.long)
-    lr = float(g.get("lr", 1.0))
+    lr = group_lr(g) if "lr" in g else 1.0
     if not st or not st.get("old_dirs"):
         return LBFGSPreconditioner([], [], [], 1.0, lr, full_dim, coords)
     for y in st["old_dirs"]:

@@ -124,7 +124,8 @@ def run_curvature(
     backbone = _backbone(config, ckpt, run_dir / "checkpoints" / f"{checkpoint}.pt")
     frames, indices = _frames(data, config, n_structures, seed)
     fset = FeaturizedSet(frames, backbone, name=Path(data).stem)
-    res = analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), **opts)
+    hparams = {key: v for key, v in (config.get("optimizer_kwargs") or {}).items() if key != "lr"}
+    res = analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), hparams=hparams, **opts)
     result = {
         "run_dir": str(run_dir), "checkpoint": checkpoint, "step": ckpt.get("step"),
         "optimizer": ckpt["optimizer"], "model": config["model"], "data": str(data),
@@ -139,7 +140,9 @@ def run_curvature(
         b_config, b_ckpt = before
         b_backbone = _backbone(b_config, b_ckpt, run_dir / "checkpoints" / "final.pt")
         b_fset = FeaturizedSet(frames, b_backbone, name=fset.name)
-        result["before_refinement"] = analyse(b_backbone, b_fset, weights, b_ckpt["optimizer"], b_ckpt.get("optimizer_state"), **opts)
+        result["before_refinement"] = analyse(
+            b_backbone, b_fset, weights, b_ckpt["optimizer"], b_ckpt.get("optimizer_state"), hparams=hparams, **opts
+        )
         result["before_refinement"].update({"checkpoint": "final", "optimizer": b_ckpt["optimizer"], "step": b_ckpt.get("step")})
     result["wall_time_s"] = time.perf_counter() - t0
     _figures(result, panels, out)

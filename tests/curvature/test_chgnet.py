@@ -15,7 +15,7 @@ from optbench.loss import FeaturizedSet, LossWeights, compute_loss
 
 from .toy import ETHANOL
 
-FEW = {"n_iter": 5, "n_probes": 1, "n_slq": 1, "progress": False}
+FEW = {"n_iter": 3, "n_probes": 1, "n_slq": 1, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -58,45 +58,22 @@ def test_chgnet_hvp_is_the_derivative_of_the_gradient(chgnet, two_frames):
     assert float((fd - hv).norm() / hv.norm()) < 1e-2
 
 
-def _write_run(tmp, chgnet, frames):
-    """A RUN_DIR in the lead's layout, with states from real optimizer steps."""
-    base = {k: v.clone() for k, v in chgnet.model.state_dict().items()}
-    fs = FeaturizedSet(frames, chgnet)
-    w = LossWeights()
-    batch = fs.batch(range(len(fs)))
-    (tmp / "checkpoints").mkdir(parents=True)
-    config = {"model": "chgnet", "train": str(ETHANOL), "optimizer": "adam", "lr": 1e-4,
-              "loss_weights": w.model_dump(), "energy_key": "energy", "forces_key": "forces", "seed": 0}
-    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-    torch.save({"model_state": chgnet.model.state_dict(), "optimizer": "adam", "optimizer_state": None, "step": 0},
-               tmp / "checkpoints" / "start.pt")
-    opt = torch.optim.Adam(chgnet.parameters(), lr=1e-4)
-    for _ in range(2):
-        opt.zero_grad()
-        compute_loss(chgnet, batch, w)[0].backward()
-        opt.step()
-    torch.save({"model_state": chgnet.model.state_dict(), "optimizer": "adam", "optimizer_state": opt.state_dict(), "step": 2},
-               tmp / "checkpoints" / "final.pt")
-    lb = torch.optim.LBFGS(chgnet.parameters(), lr=1e-3, max_iter=1, history_size=3)
-
-    def closure():
-        lb.zero_grad()
-        loss = compute_loss(chgnet, batch, w)[0]
-        loss.backward()
-        return loss
-
-    for _ in range(3):
-        lb.step(closure)
-    assert len(lb.state_dict()["state"][0]["old_dirs"]) >= 1
-    torch.save({"model_state": chgnet.model.state_dict(), "optimizer": "lbfgs", "optimizer_state": lb.state_dict(), "step": 5},
-               tmp / "checkpoints" / "refined.pt")
-    chgnet.model.load_state_dict(base)
-    return tmp
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, chgnet, two_frames):
-    return _write_run(tmp_path_factory.mktemp("run"), chgnet, two_frames)
+def run_dir(tmp_path_factory):
+    """A real (tiny) finetune run: AdamW for 2 steps, then 3 L-BFGS refinement steps."""
+    from ase.io import read, write
+
+    from optbench.config import FinetuneConfig
+    from optbench.train import finetune
+
+    tmp = tmp_path_factory.mktemp("run")
+    write(tmp / "train.xyz", read(ETHANOL, index=":2"), format="extxyz")
+    cfg = FinetuneConfig(model="chgnet", train=tmp / "train.xyz", optimizer="adamw", lr=1e-4, batch_size=2,
+                         max_steps=2, valid_fraction=0.0, refine="lbfgs", refine_steps=3, refine_structures=2,
+                         out=tmp / "run", seed=0)
+    result = finetune(cfg)
+    assert result["status"] == "completed"
+    return tmp / "run"
 
 
 def test_run_curvature_refined_has_before_and_after(run_dir, tmp_path):
@@ -104,7 +81,7 @@ def test_run_curvature_refined_has_before_and_after(run_dir, tmp_path):
     res = run_curvature(run_dir=run_dir, checkpoint="refined", data=ETHANOL, n_structures=2, k=2, seed=0, out=out, **FEW)
     data = json.loads((out / "curvature.json").read_text())
     assert data["optimizer"] == "lbfgs" and data["preconditioner"]["history"] >= 1
-    assert data["before_refinement"]["optimizer"] == "adam"
+    assert data["before_refinement"]["optimizer"] == "adamw"
     assert data["before_refinement"]["preconditioner"]["step"] == 2
     for block in (data["hessian"], data["preconditioned"], data["before_refinement"]["preconditioned"]):
         assert len(block["top_eigenvalues"]) == 2 and block["lambda_max"] >= block["top_eigenvalues"][1]

@@ -6,21 +6,15 @@ import torch
 
 from optbench.curvature import LBFGSPreconditioner, preconditioner_from_state
 from optbench.errors import InputError
+from optbench.optim import build_optimizer
+
+
+_KW = {"adamw": {"weight_decay": 0.05}, "ranger": {"k": 10_000, "use_gc": False}, "schedulefree": {"warmup_steps": 20}}
 
 
 def _make(name, params, lr):
-    import pytorch_optimizer
-    import schedulefree
-
-    return {
-        "adam": lambda: torch.optim.Adam(params, lr=lr),
-        "adamw": lambda: torch.optim.AdamW(params, lr=lr, weight_decay=0.05),
-        "radam": lambda: torch.optim.RAdam(params, lr=lr),
-        "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True),
-        "lamb": lambda: pytorch_optimizer.Lamb(params, lr=lr),
-        "ranger": lambda: pytorch_optimizer.Ranger(params, lr=lr, k=10_000, use_gc=False),
-        "schedulefree": lambda: schedulefree.AdamWScheduleFree(params, lr=lr, warmup_steps=20),
-    }[name]()
+    """The optimizer exactly as optbench's registry builds it (SGD: momentum 0.9, Nesterov)."""
+    return build_optimizer(name, params, lr, **_KW.get(name, {}))
 
 
 @pytest.mark.parametrize("name,steps", [
@@ -36,8 +30,6 @@ def test_update_is_minus_P_times_gradient(name, steps):
     coef = [torch.randn(p.shape, generator=gen, dtype=torch.float64) * (1 + i) for i, p in enumerate(params)]
     lr = 1e-2
     opt = _make(name, params, lr)
-    if name == "schedulefree":
-        opt.train()
     for _ in range(steps):
         opt.zero_grad()
         sum((c * p).sum() for c, p in zip(coef, params, strict=True)).backward()
@@ -56,8 +48,23 @@ def test_update_is_minus_P_times_gradient(name, steps):
     torch.testing.assert_close(P.sign * P.apply_sqrt(P.apply_sqrt(g)), P.apply(g))
     if name in ("radam", "ranger"):
         assert P.info["rectified"] == (steps > 5)
-    # pytorch_optimizer's Ranger steps uphill before rectification (rt = -1): P must say so
-    assert P.sign == (-1.0 if name == "ranger" and steps <= 5 else 1.0)
+    assert P.sign == 1.0
+
+
+def test_library_default_ranger_steps_uphill_before_rectification():
+    """pytorch_optimizer.Ranger(degenerated_to_sgd=False) moves along +m for its first steps; P = -lr·α."""
+    import pytorch_optimizer
+
+    p = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = pytorch_optimizer.Ranger([p], lr=0.1, degenerated_to_sgd=False, k=100)
+    before = p.detach().clone()
+    p.sum().backward()
+    opt.step()
+    P = preconditioner_from_state("ranger", opt.state_dict(), [p], {"degenerated_to_sgd": False})
+    assert P.sign == -1.0 and not P.info["rectified"]
+    g = torch.ones(2, dtype=torch.float64)
+    torch.testing.assert_close(P.apply(g) / P.info["lookahead_alpha"], -(p.detach() - before))
+    assert float((p.detach() - before).sum()) > 0  # uphill
 
 
 def test_lamb_trust_ratio_is_per_tensor():
@@ -139,3 +146,16 @@ def test_bad_states_are_input_errors():
     opt = torch.optim.Adam(p, lr=1e-3)
     with pytest.raises(InputError, match="no entry for parameter 0"):
         preconditioner_from_state("adam", opt.state_dict(), p)
+
+
+def test_scheduled_lr_is_read_and_a_finished_schedule_falls_back_to_initial_lr():
+    p = [torch.ones(3, requires_grad=True)]
+    opt = torch.optim.SGD(p, lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 if step < 1 else 0.0)
+    P = preconditioner_from_state("sgd", opt.state_dict(), p)
+    assert P.info["lr"] == pytest.approx(0.05) and P.diag[0] == pytest.approx(0.05)
+    p[0].sum().backward()
+    opt.step()
+    sched.step()  # lr is now 0: report the schedule's base lr instead of a zero operator
+    P = preconditioner_from_state("sgd", opt.state_dict(), p)
+    assert P.diag[0] == pytest.approx(0.1) and P.info["initial_lr"] == 0.1

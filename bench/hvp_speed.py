@@ -1,0 +1,96 @@
+"""Cost of one Hessian-vector product of the fine-tuning loss over one gradient, on CHGNet, and the
+time of a k=10 Lanczos run. Prints the ratios measured in this one run.
+
+    python bench/hvp_speed.py [--n-structures 8] [--repeats 3] [--k 10] [--data FILE]
+
+"one gradient"      = forward (energies + forces) + loss + backward
+"one HVP (fresh)"   = forward + gradient with create_graph + one double-backward product
+"one HVP (cached)"  = one more product on the kept gradient graph (what Lanczos pays per step)
+Target: HVP (fresh) / gradient <= 3.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data() -> Path:
+    env = os.environ.get("OPTBENCH_SHARED_DATA")
+    root = Path(env) if env else REPO.parent / "shared" / "data"
+    return root / "ethanol_revmd17" / "train.xyz"
+
+
+def _timed(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    from optbench.backbones import load_backbone
+    from optbench.curvature import build_hvp_operator, lanczos
+    from optbench.data.io import read_frames
+    from optbench.loss import FeaturizedSet, LossWeights, compute_loss
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(_data()))
+    ap.add_argument("--n-structures", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    backbone = load_backbone("chgnet")
+    backbone.model.eval()
+    frames = read_frames(args.data, index=f":{args.n_structures}")
+    fset = FeaturizedSet(frames, backbone)
+    weights = LossWeights()
+    batch = fset.batch(range(len(fset)))
+    params = backbone.parameters()
+
+    def gradient():
+        loss, _ = compute_loss(backbone, batch, weights)
+        return torch.autograd.grad(loss, params, allow_unused=True)
+
+    def fresh_hvp():
+        op = build_hvp_operator(backbone, fset, weights)
+        return op(torch.ones(op.dim, dtype=torch.float64))
+
+    gradient()  # warm-up (allocator, lazy init)
+    t_grad, _ = _timed(gradient, args.repeats)
+    t_fresh, _ = _timed(fresh_hvp, args.repeats)
+    op = build_hvp_operator(backbone, fset, weights)
+    v = torch.randn(op.dim, dtype=torch.float64)
+    t_cached, _ = _timed(lambda: op(v), args.repeats)
+    n_iter = 2 * args.k + 10
+    t0 = time.perf_counter()
+    res = lanczos(op, op.dim, k=args.k, n_iter=n_iter, seed=0, progress=False)
+    t_lanczos = time.perf_counter() - t0
+    top, err = res.top(args.k)
+
+    print(f"CHGNet, {len(fset)} ethanol structures, {op.dim} parameters with a gradient, "
+          f"{torch.get_num_threads()} CPU threads")
+    print(f"one gradient            : {t_grad:8.3f} s")
+    print(f"one HVP (fresh)         : {t_fresh:8.3f} s   ratio HVP/gradient = {t_fresh / t_grad:.2f}  (target <= 3.0)")
+    print(f"one HVP (cached graph)  : {t_cached:8.3f} s   ratio HVP/gradient = {t_cached / t_grad:.2f}")
+    print(f"Lanczos k={args.k} ({res.n_iter} steps, full reorthogonalisation): {t_lanczos:.1f} s "
+          f"= {t_lanczos / res.n_iter:.3f} s/step")
+    print(f"lambda_max = {top[0]:.6g} +- {err[0]:.2g}; converged top eigenvalues: "
+          f"{int((err <= 1e-3 * abs(top[0])).sum())}/{len(top)}")
+
+
+if __name__ == "__main__":
+    main()
