@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from optbench.cli import main
 from optbench.curvature import build_hvp_operator, run_curvature
 from optbench.data.io import read_frames
 from optbench.errors import InputError
-from optbench.loss import FeaturizedSet, LossWeights, compute_loss
+from optbench.loss import FeaturizedSet, LossWeights
 
 from .toy import ETHANOL
 

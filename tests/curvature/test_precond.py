@@ -8,7 +8,6 @@ from optbench.curvature import LBFGSPreconditioner, preconditioner_from_state
 from optbench.errors import InputError
 from optbench.optim import build_optimizer
 
-
 _KW = {"adamw": {"weight_decay": 0.05}, "ranger": {"k": 10_000, "use_gc": False}, "schedulefree": {"warmup_steps": 20}}
 
 
