@@ -5,6 +5,7 @@ Pieces: `build_hvp_operator` (H v or Gauss-Newton G v of the exact loss), `lancz
 `analyse` (everything at one set of weights) and `run_curvature` (the CLI's RUN_DIR entry point).
 """
 
+from optbench.curvature import plots
 from optbench.curvature.analysis import analyse, condition_numbers, preconditioned, spectral_filter
 from optbench.curvature.hvp import HessianOperator, ParamSpace, build_hvp_operator
 from optbench.curvature.linalg import LanczosResult, hutchinson_trace, lanczos, slq_density
@@ -26,5 +27,5 @@ def run_curvature(**kwargs):
 __all__ = [
     "DiagonalPreconditioner", "HessianOperator", "LBFGSPreconditioner", "LanczosResult", "ParamSpace",
     "Preconditioner", "analyse", "build_hvp_operator", "condition_numbers", "hutchinson_trace", "lanczos",
-    "preconditioned", "preconditioner_from_state", "run_curvature", "slq_density", "spectral_filter",
+    "plots", "preconditioned", "preconditioner_from_state", "run_curvature", "slq_density", "spectral_filter",
 ]

@@ -11,7 +11,7 @@ import torch
 
 from optbench.curvature.hvp import HessianOperator, build_hvp_operator
 from optbench.curvature.linalg import LanczosResult, hutchinson_trace, lanczos, slq_density
-from optbench.curvature.precond import Preconditioner, preconditioner_from_state
+from optbench.curvature.precond import Preconditioner, canonical_name, preconditioner_from_state
 from optbench.loss import LossWeights
 
 
@@ -135,8 +135,7 @@ def analyse(
         return result
     # parameters the optimizer never stepped have no state: leave them out of the preconditioned space
     states = optimizer_state.get("state", {})
-    name = optimizer_name.lower()
-    if name in ("sgd", "lbfgs"):
+    if canonical_name(optimizer_name) in ("sgd", "lbfgs"):  # no per-parameter state needed
         keep = list(range(len(space.index)))
     else:
         keep = [j for j, i in enumerate(space.index) if states.get(i, states.get(str(i)))]

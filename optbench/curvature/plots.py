@@ -84,3 +84,25 @@ def plot_spectral_filter(filters: dict[str, dict], path: str | Path) -> Path:
     ax.set_ylabel("u_i^T P u_i / mean(P)")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_comparison(results: dict[str, dict], out_dir: str | Path) -> list[Path]:
+    """For a study: `results` maps an optimizer label to its `analyse(...)` result. Writes the
+    spectral filter of every optimizer on one plot and their preconditioned densities against
+    λ/λmax (learning rates differ, shapes compare)."""
+    out_dir = Path(out_dir)
+    files = []
+    filters = {name: r["spectral_filter"] for name, r in results.items() if "spectral_filter" in r}
+    if filters:
+        files.append(plot_spectral_filter(filters, out_dir / "spectral_filter_by_optimizer.png"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        block = r.get("preconditioned", r["hessian"])
+        scale = abs(block["lambda_max"]) or 1.0
+        d = block["density"]
+        ax.semilogy(np.asarray(d["grid"]) / scale, np.maximum(np.asarray(d["density"]) * scale, 1e-12), label=name)
+    ax.set_xlabel("λ / λmax of P^1/2 H P^1/2")
+    ax.set_ylabel("spectral density (per unit λ/λmax)")
+    ax.legend(fontsize=8)
+    files.append(_save(fig, out_dir / "preconditioned_density_by_optimizer.png"))
+    return files

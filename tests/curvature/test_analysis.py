@@ -84,3 +84,20 @@ def test_gauss_newton_option_is_psd(toy):
     assert res["hessian"]["lambda_min"] > -1e-8 * res["hessian"]["lambda_max"]
     op = build_hvp_operator(bb, fs, w)
     assert res["loss"] == pytest.approx(float(op.loss))
+
+
+def test_comparison_figures_for_a_study(toy, tmp_path):
+    from optbench.curvature import plots
+
+    bb, fs, w = toy
+    quick = {"k": 3, "n_iter": 10, "n_probes": 1, "n_slq": 1, "progress": False}
+    results = {}
+    for name, make in (("sgd", lambda p: torch.optim.SGD(p, lr=1e-4)), ("adam", lambda p: torch.optim.Adam(p, lr=1e-3))):
+        state = _train(bb, fs, w, make(bb.parameters()), 2)
+        results[name] = analyse(bb, fs, w, name, state, **quick)
+    files = plots.plot_comparison(results, tmp_path)
+    assert [f.name for f in files] == ["spectral_filter_by_optimizer.png", "preconditioned_density_by_optimizer.png"]
+    assert all(f.stat().st_size > 1000 for f in files)
+    # SGD does not filter; Adam's gains along H's top directions differ from direction to direction
+    assert np.allclose(results["sgd"]["spectral_filter"]["relative_gain"], 1.0)
+    assert np.ptp(results["adam"]["spectral_filter"]["relative_gain"]) > 1e-3

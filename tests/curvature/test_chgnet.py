@@ -57,6 +57,16 @@ def test_chgnet_hvp_is_the_derivative_of_the_gradient(chgnet, two_frames):
     assert float((fd - hv).norm() / hv.norm()) < 1e-2
 
 
+def test_chgnet_gauss_newton_is_symmetric_psd(chgnet, two_frames):
+    fs = FeaturizedSet(two_frames, chgnet)
+    gn = build_hvp_operator(chgnet, fs, LossWeights(), gauss_newton=True)
+    gen = torch.Generator().manual_seed(1)
+    u, v = (torch.randn(gn.dim, dtype=torch.float64, generator=gen) for _ in range(2))
+    gv, gu = gn(v), gn(u)
+    assert abs(float(u @ gv - v @ gu)) < 1e-4 * float(u.norm() * gv.norm())
+    assert float(v @ gv) > 0 and float(u @ gu) > 0
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A real (tiny) finetune run: AdamW for 2 steps, then 3 L-BFGS refinement steps."""
