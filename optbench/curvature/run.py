@@ -111,6 +111,7 @@ def run_curvature(
     run_dir, out = Path(run_dir), Path(out)
     config, ckpt = load_checkpoint(run_dir, checkpoint)
     before = load_checkpoint(run_dir, "final") if checkpoint == "refined" and (run_dir / "checkpoints" / "final.pt").is_file() else None
+    frames, indices = _frames(data, config, n_structures, seed)
     check_writable_dir(out)
     try:
         weights = LossWeights(**(config.get("loss_weights") or {}))
@@ -122,7 +123,6 @@ def run_curvature(
         "gauss_newton": gauss_newton, "seed": seed, "progress": progress,
     }
     backbone = _backbone(config, ckpt, run_dir / "checkpoints" / f"{checkpoint}.pt")
-    frames, indices = _frames(data, config, n_structures, seed)
     fset = FeaturizedSet(frames, backbone, name=Path(data).stem)
     hparams = {key: v for key, v in (config.get("optimizer_kwargs") or {}).items() if key != "lr"}
     res = analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), hparams=hparams, **opts)

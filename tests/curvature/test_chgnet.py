@@ -113,8 +113,14 @@ def test_cli_start_checkpoint_hessian_only_and_bad_input(run_dir, tmp_path, caps
     assert "preconditioned" not in data and np.isfinite(data["hessian"]["lambda_max"])
     assert len(data["structure_indices"]) == 1 and data["hessian"]["lanczos_iterations"] == 3
     bad = tmp_path / "bad"
-    rc = main(["curvature", "--run", str(run_dir), "--checkpoint", "mid", "--data", str(ETHANOL), "--out", str(bad)])
-    assert rc == 2 and "mid.pt" in capsys.readouterr().err
-    assert not (bad / "curvature.json").exists()
+    missing = tmp_path / "missing.xyz"
+    rc = main(["curvature", "--run", str(run_dir), "--data", str(missing), "--out", str(bad)])
+    assert rc == 2 and "missing.xyz" in capsys.readouterr().err
+    assert not bad.exists()  # validated before anything is written
+    only_config = tmp_path / "run_without_checkpoints"
+    only_config.mkdir()
+    (only_config / "config.yaml").write_text((run_dir / "config.yaml").read_text())
+    rc = main(["curvature", "--run", str(only_config), "--data", str(ETHANOL), "--out", str(bad)])
+    assert rc == 2 and "final.pt" in capsys.readouterr().err
     with pytest.raises(InputError, match="run folder not found"):
         run_curvature(run_dir=tmp_path / "nope", data=ETHANOL, out=bad)
