@@ -1,7 +1,7 @@
 """Cost of one Hessian-vector product of the fine-tuning loss over one gradient, on CHGNet, and the
 time of a k=10 Lanczos run. Prints the ratios measured in this one run.
 
-    python bench/hvp_speed.py [--n-structures 8] [--repeats 3] [--k 10] [--data FILE]
+    python bench/hvp_speed.py [--n-structures 32] [--repeats 3] [--k 10] [--data FILE]
 
 "one gradient"      = forward (energies + forces) + loss + backward
 "one HVP (fresh)"   = forward + gradient with create_graph + one double-backward product
@@ -45,7 +45,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(_data()))
-    ap.add_argument("--n-structures", type=int, default=8)
+    ap.add_argument("--n-structures", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
