@@ -27,7 +27,7 @@ def build_small_mace(path: Path, atomic_numbers=(1, 8, 14), seed: int = 0) -> Pa
                 MLP_irreps=o3.Irreps("8x0e"), gate=torch.nn.functional.silu,
                 atomic_energies=-np.arange(1.0, len(atomic_numbers) + 1), avg_num_neighbors=8.0,
                 atomic_numbers=list(atomic_numbers), correlation=2,
-                atomic_inter_scale=0.5, atomic_inter_shift=0.0,
+                atomic_inter_scale=20.0, atomic_inter_shift=0.0,
             )
         finally:
             torch.set_default_dtype(old)
