@@ -76,8 +76,8 @@ class SevenNetBackbone(Backbone):
         with torch.no_grad():
             for z, delta in shifts.items():
                 idx = self.model.type_map[int(z)]
-                if shift.ndim == 2:  # modal-wise: (modal, species) when use_modal_wise_shift
-                    shift[:, idx] += float(delta)
+                if shift.ndim == 2:  # modal-wise (modal, species): shift the modal being fine-tuned
+                    shift[self.model.modal_map[self.modal], idx] += float(delta)
                 else:
                     shift[idx] += float(delta)
 
