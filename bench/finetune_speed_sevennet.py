@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,26 +40,24 @@ def make_data(n: int, seed: int = 0):
     return out
 
 
-def ours(structures, batch_size: int):
-    """optbench: FeaturizedSet + compute_loss on the SevenNet backbone; returns a one-epoch function."""
-    from optbench.backbones import load_backbone
-    from optbench.data.io import Frame
-    from optbench.loss import FeaturizedSet, LossWeights, compute_loss
+def ours(structures, batch_size: int, workdir: Path):
+    """optbench's training loop (FinetuneRun: its featurized set, optimizer registry and step); one-epoch function."""
+    from ase.io import write
 
-    bb = load_backbone("sevennet-0")
-    frames = [Frame(atoms=a, energy=a.get_potential_energy(), forces=a.get_forces(), stress=a.get_stress(voigt=False))
-              for a in structures]
-    data = FeaturizedSet(frames, bb)
-    weights = LossWeights(energy=W_ENERGY, forces=W_FORCES, stress=W_STRESS_GPA)
-    opt = torch.optim.Adam(bb.parameters(), lr=LR)
+    from optbench.config import FinetuneConfig
+    from optbench.train import FinetuneRun
+
+    write(workdir / "train.xyz", structures, format="extxyz")
+    cfg = FinetuneConfig(model="sevennet-0", train=workdir / "train.xyz", out=workdir / "run", optimizer="adam", lr=LR,
+                         batch_size=batch_size, valid_fraction=0.0, clip_grad=0.0, e0="keep",
+                         loss_weights={"energy": W_ENERGY, "forces": W_FORCES, "stress": W_STRESS_GPA})
+    run = FinetuneRun(cfg)
+    run._prepare()
 
     def epoch():
-        bb.model.train()
-        for batch in data.batches(batch_size):
-            opt.zero_grad()
-            loss, _ = compute_loss(bb, batch, weights)
-            loss.backward()
-            opt.step()
+        run.backbone.model.train()
+        for batch in run.train.batches(batch_size):
+            run._step(batch)
 
     return epoch
 
@@ -98,7 +98,13 @@ def bench_sevennet(structures: int = 16, batch_size: int = 4, epochs: int = 3) -
     """Median seconds per epoch (after one warm-up epoch each) and the ratios ours / SevenNet's trainer."""
     torch.manual_seed(0)
     data = make_data(structures)
-    run_ours, run_theirs = ours(data, batch_size), theirs(data, batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        return _bench(data, batch_size, epochs, Path(tmp))
+
+
+def _bench(data, batch_size: int, epochs: int, workdir: Path) -> dict:
+    structures = len(data)
+    run_ours, run_theirs = ours(data, batch_size, workdir), theirs(data, batch_size)
     run_ours(), run_theirs()  # warm-up
     t_ours, t_theirs = [], []
     for _ in range(epochs):  # interleaved, so load changes on a shared machine hit both

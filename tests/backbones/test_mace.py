@@ -78,3 +78,10 @@ def test_float32_model_featurizes_in_its_own_dtype(tmp_path, small_mace_file):
     assert graph["positions"].dtype == torch.float32
     with torch.enable_grad():
         assert bb.predict([graph], stress=True).energy.dtype == torch.float32
+
+
+def test_a_path_with_an_at_sign_is_a_path_not_a_head(tmp_path, small_mace_file):
+    odd = tmp_path / "user@host" / "small.model"
+    odd.parent.mkdir()
+    shutil.copy(small_mace_file, odd)
+    assert load_backbone(f"mace:{odd}").head == "Default"
