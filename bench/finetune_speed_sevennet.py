@@ -2,7 +2,7 @@
 `sevenn.train.trainer.Trainer`, same model, data, batches, optimizer and loss weights.
 
 Prints seconds per epoch (wall and process CPU time) for both and the ratio ours / theirs (target <= 1.0).
-Run: python bench/finetune_speed_sevennet.py [--structures 16] [--batch-size 4] [--epochs 3]
+Run: python bench/finetune_speed_sevennet.py [--structures 16] [--batch-size 4] [--epochs 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -123,7 +123,9 @@ def main() -> None:
     ap.add_argument("--structures", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier timings on a shared CPU)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     row = bench_sevennet(args.structures, args.batch_size, args.epochs)
     print(f"sevennet-0  {row['structures']} x {row['atoms']} atoms, batch {row['batch_size']}, "
           f"median of {row['epochs']} epochs after warm-up (target ratio <= 1.0)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -254,3 +256,9 @@ def test_finetune_is_deterministic_and_resumes_after_a_crash(spec, si_train, tmp
     ref = load_backbone(tmp_path / "a")
     ref.model.eval()
     torch.testing.assert_close(predict(bb, [silicon(9)]).forces, predict(ref, [silicon(9)]).forces, rtol=0, atol=0)
+    # ... and the backbone's own calculator reads the fine-tuned native file
+    meta = json.loads((tmp_path / "c" / "model" / "backbone.json").read_text())
+    ours, theirs = silicon(9), silicon(9)
+    ours.calc = bb.calculator()
+    theirs.calc = own_calculator(bb.name, tmp_path / "c" / "model" / meta["file"])
+    np.testing.assert_allclose(theirs.get_forces(), ours.get_forces(), atol=1e-4)
