@@ -38,3 +38,12 @@ def build_small_mace(path: Path, atomic_numbers=(1, 8, 14), seed: int = 0) -> Pa
 @pytest.fixture(scope="session")
 def small_mace_file(tmp_path_factory) -> Path:
     return build_small_mace(tmp_path_factory.mktemp("mace") / "small.model")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, extra threads mostly spin-wait (5x slower here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
