@@ -71,16 +71,16 @@ class StabilityMonitor:
         forces = atoms.get_forces()
         if not np.isfinite(epot) or not np.all(np.isfinite(forces)):
             return "explosion: non-finite energy or forces"
-        if atoms.get_temperature() > self.t_max:
-            return f"explosion: temperature {atoms.get_temperature():.0f} K above {self.t_max:.0f} K"
-        fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
-        if fmax > lim.max_force:
-            return f"explosion: force {fmax:.1f} eV/Å above {lim.max_force} eV/Å"
         if len(atoms) > 1:
             i, j, d = neighbor_list("ijd", atoms, self.cutoff)
             close = d < lim.min_distance_factor * (self.radii[i] + self.radii[j])
             if np.any(close):
                 return f"atoms too close: {d[close].min():.2f} Å"
+        if atoms.get_temperature() > self.t_max:
+            return f"explosion: temperature {atoms.get_temperature():.0f} K above {self.t_max:.0f} K"
+        fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
+        if fmax > lim.max_force:
+            return f"explosion: force {fmax:.1f} eV/Å above {lim.max_force} eV/Å"
         bi, bj, S = self.bonds
         if lim.max_broken_fraction is not None and len(bi):
             pos = atoms.get_positions()

@@ -50,15 +50,29 @@ def interface_widths(z: np.ndarray, rho: np.ndarray) -> dict[str, Any]:
     solid slab does not count as interfaces."""
     mid = 0.5 * (rho.max() + rho.min())
     hi, lo = float(np.median(rho[rho > mid])), float(np.median(rho[rho <= mid]))
+    for _ in range(2):  # bulk density: mean over the central half of the dense phase (averages out layering)
+        sides = _sides(z, rho, hi, lo)
+        z_lo, z_hi = sides["lower"]["z50_A"], sides["upper"]["z50_A"]
+        if z_lo is None or z_hi is None or z_hi <= z_lo:
+            break
+        quarter = 0.25 * (z_hi - z_lo)
+        inner = (z >= z_lo + quarter) & (z <= z_hi - quarter)
+        if inner.any():
+            hi = float(rho[inner].mean())
+    sides = _sides(z, rho, hi, lo)
+    widths = [s["width_A"] for s in sides.values() if s["width_A"] is not None]
+    return {"bulk_density": hi, "low_density": lo, "sides": sides,
+            "width_A": float(np.mean(widths)) if widths else None}
+
+
+def _sides(z: np.ndarray, rho: np.ndarray, hi: float, lo: float) -> dict[str, dict]:
     delta = hi - lo
     sides = {}
     for side, start, step in (("lower", 0, 1), ("upper", len(rho) - 1, -1)):
         z10, z50, z90 = (crossing(z, rho, lo + f * delta, start, step) for f in (0.1, 0.5, 0.9))
         width = None if z90 is None or z10 is None else abs(z90 - z10)
         sides[side] = {"width_A": width, "z50_A": z50}
-    widths = [s["width_A"] for s in sides.values() if s["width_A"] is not None]
-    return {"bulk_density": hi, "low_density": lo, "sides": sides,
-            "width_A": float(np.mean(widths)) if widths else None}
+    return sides
 
 
 @dataclasses.dataclass

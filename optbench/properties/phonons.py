@@ -93,6 +93,7 @@ class Phonons(Property):
         """Relax, standardise and return the phonopy object with force constants (symmetrised)."""
         if not atoms.pbc.all() or atoms.cell.rank < 3:
             raise InputError("phonons need a structure periodic in 3D", field="pbc")
+        supercell_matrix(atoms.cell.array, self.supercell, self.min_length)  # validate before any work
         base = attach(atoms, calculator)
         relax_info = relax(base, cell=self.relax_cell, fmax=self.fmax, steps=self.relax_steps)
         prim, path = standard_primitive(base, self.symprec)
@@ -128,7 +129,7 @@ class Phonons(Property):
         mesh_q = ph.get_mesh_dict()["qpoints"]
         for q, freqs in zip(mesh_q, mesh_freqs, strict=True):
             fs = np.sort(freqs)[3:] if np.allclose(q, 0.0) else freqs
-            if fs.min() < -self.imaginary_tol:
+            if len(fs) and fs.min() < -self.imaginary_tol:
                 imaginary.append({"q": q, "frequency_THz": float(fs.min())})
         result = {
             "settings": self.settings(),
