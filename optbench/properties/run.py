@@ -8,7 +8,7 @@ from typing import Any
 from ase import Atoms
 
 from optbench.errors import InputError
-from optbench.io import check_writable_dir, read_json, write_json
+from optbench.io import check_writable_dir, read_json, to_jsonable, write_json
 
 
 def read_structure(path: str | Path) -> Atoms:
@@ -112,7 +112,7 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
         calculator = load_calculator(model)
     settings = reference.get("settings") if isinstance(reference, dict) else None
     prop = get_property(name, settings)
-    result = prop.calc(atoms, calculator, out=out_dir)
+    result = to_jsonable(prop.calc(atoms, calculator, out=out_dir))
     result = {
         "property": name,
         "model": str(model),

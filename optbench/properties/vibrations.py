@@ -35,6 +35,10 @@ def internal_modes(freqs: np.ndarray, n_rigid: int) -> np.ndarray:
     return np.sort(freqs[order[n_rigid:]])
 
 
+def _or_empty(values):
+    return [] if values is None else values
+
+
 @dataclasses.dataclass
 class Vibrations(Property):
     """Normal-mode frequencies (cm^-1) of a molecule after relaxation.
@@ -79,8 +83,8 @@ class Vibrations(Property):
     @staticmethod
     def compare(result: dict, reference: dict) -> dict[str, Any]:
         """Modes matched by frequency order: signed error per mode and MAE (cm^-1)."""
-        a = np.sort(np.asarray(result.get("frequencies_cm1") or [], float))
-        b = np.sort(np.asarray(reference.get("frequencies_cm1") or [], float))
+        a = np.sort(np.asarray(_or_empty(result.get("frequencies_cm1")), float))
+        b = np.sort(np.asarray(_or_empty(reference.get("frequencies_cm1")), float))
         n = min(len(a), len(b))
         if n == 0:
             return {"per_mode_error_cm1": [], "MAE_cm1": None, "n_modes_model": len(a), "n_modes_reference": len(b)}

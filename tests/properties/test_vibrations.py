@@ -62,3 +62,5 @@ def test_compare_matches_modes_by_frequency_order():
     cmp = Vibrations.compare(a, b)
     np.testing.assert_allclose(cmp["per_mode_error_cm1"], [10.0, -10.0, 10.0])
     assert cmp["MAE_cm1"] == pytest.approx(10.0)
+    as_arrays = Vibrations.compare({"frequencies_cm1": np.array(a["frequencies_cm1"])}, {"frequencies_cm1": np.array(b["frequencies_cm1"])})
+    assert as_arrays["MAE_cm1"] == pytest.approx(10.0)
