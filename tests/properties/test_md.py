@@ -32,10 +32,10 @@ def test_lj_argon_nve_drift_and_structure(tmp_path):
 
 def test_chgnet_silicon_short_nve_is_stable(chgnet):
     si = bulk("Si", "diamond", a=5.43, cubic=True)
-    res = MD(nvt_steps=10, equilibration_steps=0, nve_steps=25, sample_every=5, progress=False).calc(si, chgnet)
+    res = MD(nvt_steps=20, equilibration_steps=0, nve_steps=60, sample_every=5, progress=False).calc(si, chgnet)
     assert res["stable"]
-    # stated bound: |drift| < 20 meV/atom/ps over 25 fs of NVE with a 1 fs step (float32 model)
-    assert abs(res["nve_drift_meV_per_atom_per_ps"]) < 20
+    # stated bound: |drift| < 10 meV/atom/ps over 60 fs of NVE with a 1 fs step (float32 model)
+    assert abs(res["nve_drift_meV_per_atom_per_ps"]) < 10
 
 
 def test_same_seed_same_numbers_and_different_seed_differs():
