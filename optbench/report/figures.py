@@ -110,8 +110,8 @@ def property_parity(data: StudyData, out: Path) -> Path | None:
         opt = "pretrained" if trial.startswith("pretrained") else next(
             (r["optimizer"] for r in data.rows if r["trial"] == trial), None)
         for name, item in err.items():
-            if isinstance(item, dict) and isinstance(item.get("value"), (int, float)) and isinstance(item.get("reference"), (int, float)):
-                pts.append((opt, f"{path.stem}:{name}", item["reference"], item["value"]))
+            if isinstance(item, dict) and isinstance(item.get("model"), (int, float)) and isinstance(item.get("reference"), (int, float)):
+                pts.append((opt, f"{path.stem}:{name}", item["reference"], item["model"]))
     if not pts:
         return None
     colors = _colors(sorted({p[0] for p in pts if p[0]}))
@@ -127,40 +127,43 @@ def property_parity(data: StudyData, out: Path) -> Path | None:
     return _save(fig, out / "property_parity.png")
 
 
+def _manifest_reference(data: StudyData, dataset: str, struct: str, prop: str) -> dict:
+    folder = data.index["datasets"].get(dataset, {}).get("folder")
+    if not folder or not (Path(folder) / "manifest.json").exists():
+        return {}
+    refs = read_json(Path(folder) / "manifest.json").get("reference_properties", {})
+    return refs.get(struct, {}).get(prop, {}) or {}
+
+
 def phonon_bands(data: StudyData, out: Path) -> list[Path]:
-    """Band frequencies at the high-symmetry points of each model against reference."""
+    """Frequencies at the high-symmetry points of each model (dots) against reference (bars)."""
     paths = []
     base = data.folder / "analyses" / "properties"
-    for ds_dir in sorted(base.glob("*")):
+    labels = {r["trial"]: r["optimizer"] for r in data.rows}
+    for ds_dir in sorted(p for p in base.glob("*") if p.is_dir()):
         entries = {}
         for path in ds_dir.glob("*/*/phonons.json"):
-            res = read_json(path)
-            ref = (res.get("error_vs_reference") or {}).get("reference_points") if isinstance(res.get("error_vs_reference"), dict) else None
-            pts = res.get("high_symmetry_frequencies_THz") or res.get("frequencies_at_points")
+            pts = read_json(path).get("high_symmetry_THz")
             if isinstance(pts, dict):
                 trial = path.parent.parent.name
-                label = "pretrained" if trial.startswith("pretrained") else next(
-                    (r["optimizer"] for r in data.rows if r["trial"] == trial), trial)
-                entries[(path.parent.name, label)] = (pts, ref)
+                entries[(path.parent.name, "pretrained" if trial.startswith("pretrained") else labels.get(trial, trial))] = pts
         for struct in sorted({k[0] for k in entries}):
-            fig, ax = plt.subplots(figsize=(5.5, 3.6))
-            colors = _colors(sorted({k[1] for k in entries if k[0] == struct}))
-            ref_drawn = False
-            for (s, label), (pts, ref) in entries.items():
-                if s != struct:
-                    continue
-                names = list(pts)
-                for i, name in enumerate(names):
-                    f = np.asarray(pts[name], dtype=float).ravel()
-                    ax.scatter(np.full(f.size, i) + 0.05 * list(colors).index(label), f, s=8, color=colors[label],
-                               label=label if i == 0 else None)
-                    if isinstance(ref, dict) and name in ref and not ref_drawn:
-                        ax.hlines(np.asarray(ref[name], dtype=float).ravel(), i - 0.3, i + 0.3, colors="k", lw=0.8,
-                                  label="reference" if i == 0 else None)
-                ax.set_xticks(range(len(names)), names)
-                ref_drawn = ref_drawn or isinstance(ref, dict)
-            ax.set(ylabel="frequency (THz)", title=f"phonons at high-symmetry points: {struct}")
-            ax.legend(fontsize=6)
+            ref = _manifest_reference(data, ds_dir.name, struct, "phonons").get("high_symmetry_THz") or {}
+            models = sorted(lbl for s, lbl in entries if s == struct)
+            colors = _colors(models)
+            names = list(next(v for (s, _), v in entries.items() if s == struct))
+            fig, ax = plt.subplots(figsize=(6, 3.8))
+            for i, name in enumerate(names):
+                if name in ref:
+                    ax.hlines(np.asarray(ref[name], float).ravel(), i - 0.4, i + 0.4, colors="k", lw=1,
+                              label="reference" if i == 0 else None)
+                for j, lbl in enumerate(models):
+                    f = np.asarray(entries[(struct, lbl)].get(name, []), float).ravel()
+                    x = i - 0.3 + 0.6 * j / max(len(models) - 1, 1)
+                    ax.scatter(np.full(f.size, x), f, s=9, color=colors[lbl], label=lbl if i == 0 else None)
+            ax.set_xticks(range(len(names)), names)
+            ax.set(ylabel="frequency (THz)", title=f"{ds_dir.name} {struct}: phonons at high-symmetry points")
+            ax.legend(fontsize=6, ncol=2)
             paths.append(_save(fig, out / f"phonons_{ds_dir.name}_{struct}.png"))
     return paths
 
