@@ -82,7 +82,7 @@ class StudyConfig(BaseModel):
     curvature: CurvatureSpec | None = Field(default_factory=CurvatureSpec)
     forgetting: bool = True
     reference_optimizer: str = "adamw"
-    threads_per_trial: int | None = Field(None, ge=1)
+    threads_per_trial: int = Field(1, ge=1)
     finetune: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

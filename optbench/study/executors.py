@@ -6,7 +6,6 @@ raises is recorded (crash.json) and the study goes on.
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -51,8 +50,7 @@ def execute(configs: Sequence, executor: str = "local", workers: int = 1, thread
     """Results of every config (a FinetuneConfig each), in order; finished ones are read, not rerun."""
     results: list[dict | None] = [finished(c.out) for c in configs]
     todo = [i for i, r in enumerate(results) if r is None]
-    if threads is None:
-        threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    threads = threads or 1  # the same on every executor, so every executor gives the same numbers
     payload = {i: configs[i].model_dump(mode="json") for i in todo}
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc="trials", unit="trial", disable=None)
     if executor == "local" or not todo:
