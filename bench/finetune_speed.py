@@ -6,7 +6,7 @@ Targets: ours / CHGNet Trainer <= 0.8, ours / bare loop <= 1.10.
 SevenNet row: optbench on SevenNet-0 against SevenNet's own Trainer (rattled Si cells with
 energy, forces and stress; loss weights 1, 10, 0.1 GPa^-2); target ours / SevenNet Trainer <= 1.0.
 
-    python bench/finetune_speed.py [--n 200] [--batch-size 4] [--repeats 2]
+    python bench/finetune_speed.py [--n 200] [--batch-size 4] [--repeats 2] [--sevennet-n 16]
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from _common import best_of, shared_data
 warnings.filterwarnings("ignore")
 
 
-def ours_epoch_time(train: Path, batch_size: int, n: int, model: str = "chgnet", stress_weight: float = 0.0) -> float:
+def ours_epoch_time(train: Path, batch_size: int, n: int) -> float:
     """Seconds of one steady-state epoch of `optbench.finetune` (from its metrics log)."""
     from optbench.config import FinetuneConfig
     from optbench.train import finetune
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = FinetuneConfig(model=model, train=train, optimizer="adam", lr=1e-3, batch_size=batch_size,
+        cfg = FinetuneConfig(model="chgnet", train=train, optimizer="adam", lr=1e-3, batch_size=batch_size,
                              max_steps=None, epochs=3, valid_fraction=0.0, checkpoint_every=10**6,
-                             loss_weights={"energy": 1, "forces": 10, "stress": stress_weight}, out=Path(tmp) / "run")
+                             loss_weights={"energy": 1, "forces": 10, "stress": 0}, out=Path(tmp) / "run")
         finetune(cfg)
         lines = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [x for x in lines if "loss" in x]
