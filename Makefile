@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,reference,ray
+EXTRAS ?= dev,reference,ray,sevennet,mace
 
 .PHONY: install demo test lint bench browser clean
 
@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0   # CPU build first, so no dependency pulls a CUDA torch
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	# mace-torch declares e3nn==0.4.4 (breaks sevenn, and e3nn 0.4.4 fails on torch>=2.6); it runs on the
+	# e3nn the extras install, so it comes without its declared deps (the 'mace' extra holds the rest).
+	$(PY) -m pip install -q --no-deps 'mace-torch==0.3.16'
 	touch $@
 
 install: $(VENV)/.installed
