@@ -18,6 +18,9 @@ def _atomic(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)
@@ -82,8 +85,8 @@ def check_writable_dir(path: str | Path, what: str = "--out") -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe"):
+            pass
     except OSError as err:
         raise InputError(f"output directory is not writable ({err.strerror})", file=path, field=what) from None
     return path

@@ -9,7 +9,13 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from optbench.backbones.base import BACKBONE_FILE, Backbone, BackboneCalculator, Prediction, read_backbone_json
+from optbench.backbones.base import (
+    BACKBONE_FILE,
+    Backbone,
+    BackboneCalculator,
+    Prediction,
+    read_backbone_json,
+)
 from optbench.errors import InputError
 
 # name prefix -> "module:loader"; the loader takes (spec_rest, device) and returns a Backbone.

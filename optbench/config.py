@@ -1,0 +1,119 @@
+"""Typed run configuration: loaded from YAML and/or flags, validated, hashed for identity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from optbench.errors import InputError
+from optbench.loss import LossWeights
+
+
+class FinetuneConfig(BaseModel):
+    """One fine-tuning run. Energies eV, forces eV/Å, stress eV/Å^3 in the data files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "chgnet"
+    train: Path
+    tests: dict[str, Path] = Field(default_factory=dict)
+    out: Path = Path("runs/run")
+    optimizer: str = "adamw"
+    optimizer_kwargs: dict[str, Any] = Field(default_factory=dict)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    batch_size: int = Field(4, ge=1)
+    max_steps: int | None = Field(300, ge=0)
+    epochs: int | None = Field(None, ge=1)
+    seed: int = 0
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    stress_key: str = "stress"
+    virial_key: str = "virial"
+    loss_weights: LossWeights = Field(default_factory=LossWeights)
+    schedule: Literal["constant", "cosine", "warmup", "warmup_cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    clip_grad: float = Field(10.0, ge=0)
+    ema_decay: float = Field(0.0, ge=0, lt=1)
+    valid_fraction: float = Field(0.1, ge=0, lt=1)
+    patience: int | None = Field(None, ge=1)
+    eval_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    divergence_factor: float = Field(1e4, gt=1)
+    e0: Literal["refit", "keep"] = "refit"
+    refine: Literal["lbfgs"] | None = None
+    refine_steps: int = Field(20, ge=1)
+    refine_structures: int = Field(64, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    device: str = "cpu"
+
+    @field_validator("tests")
+    @classmethod
+    def _names(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            if name in ("train", "valid") or not name:
+                raise ValueError(f"test-set name '{name}' is reserved")
+        return value
+
+    @field_validator("loss_weights", mode="before")
+    @classmethod
+    def _weights(cls, value):
+        if isinstance(value, dict):
+            unknown = set(value) - {"energy", "forces", "stress"}
+            if unknown:
+                raise ValueError(f"unknown loss weight(s) {sorted(unknown)}; use energy, forces, stress")
+        return value
+
+    # ---- construction
+    @classmethod
+    def from_sources(cls, yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
+        """Config from an optional YAML file with command-line overrides (None values ignored)."""
+        data: dict[str, Any] = {}
+        source = "command line"
+        if yaml_path:
+            source = str(yaml_path)
+            path = Path(yaml_path)
+            if not path.is_file():
+                raise InputError("config file not found", file=path)
+            try:
+                loaded = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as err:
+                raise InputError(f"not valid YAML ({err})", file=path) from None
+            if not isinstance(loaded, dict):
+                raise InputError("expected a mapping at the top level", file=path)
+            data.update(loaded)
+        for key, value in (overrides or {}).items():
+            if value is None:
+                continue
+            if key == "loss_weights" and isinstance(data.get("loss_weights"), dict):
+                value = {**data["loss_weights"], **value}
+            data[key] = value
+        return cls.validated(data, source)
+
+    @classmethod
+    def validated(cls, data: dict[str, Any], source: str = "config") -> FinetuneConfig:
+        if "train" not in data:
+            raise InputError("a training set is required (--train FILE)", file=source, field="train")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            raise InputError(first["msg"], file=source, field=field) from None
+
+    # ---- identity
+    def identity(self) -> dict[str, Any]:
+        """The settings that define the numbers (not where or on what device they are written)."""
+        return self.model_dump(mode="json", exclude={"out", "device", "checkpoint_every"})
+
+    def hash(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return {**self.model_dump(mode="json"), "config_hash": self.hash()}

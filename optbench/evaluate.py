@@ -1,0 +1,136 @@
+"""Energy, force and stress errors of a model on named test sets (ID or OOD).
+
+Blocks map a set name to n_structures, energy_mae / energy_rmse (meV/atom), forces_mae /
+forces_rmse (meV/Å, over force components), forces_cos (mean cosine of predicted vs reference
+force vectors) and stress_mae (GPa, over the 9 components) where the set has stress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from optbench.backbones.base import Backbone
+from optbench.loss import GPA_PER_EV_A3, FeaturizedSet
+
+
+@contextlib.contextmanager
+def inference(backbone: Backbone):
+    """Eval mode with parameter gradients off (forces still come from autograd on positions)."""
+    params = [p for p in backbone.model.parameters() if p.requires_grad]
+    was_training = backbone.model.training
+    backbone.model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        backbone.model.train(was_training)
+
+
+def predict_set(backbone: Backbone, fset: FeaturizedSet, batch_size: int = 16) -> dict[str, list[np.ndarray]]:
+    """Per-structure predictions: energy (eV), forces (eV/Å), stress (eV/Å^3) for every frame."""
+    out: dict[str, list] = {"energy": [], "forces": [], "stress": []}
+    stress = fset.any_stress
+    with inference(backbone):
+        for start in range(0, len(fset), batch_size):
+            idx = list(range(start, min(start + batch_size, len(fset))))
+            pred = backbone.predict([fset.graphs[i] for i in idx], stress=stress)
+            out["energy"].extend(pred.energy.detach().double().cpu().numpy().tolist())
+            sizes = [fset.frames[i].n_atoms for i in idx]
+            out["forces"].extend(np.split(pred.forces.detach().double().cpu().numpy(), np.cumsum(sizes)[:-1]))
+            if stress and pred.stress is not None:
+                out["stress"].extend(pred.stress.detach().double().cpu().numpy())
+    return out
+
+
+def metrics_from_predictions(fset: FeaturizedSet, pred: Mapping[str, list]) -> dict:
+    """Error block of one set (units in the module docstring)."""
+    frames = fset.frames
+    block: dict = {"n_structures": len(frames)}
+    e_err = [(pe - f.energy) / f.n_atoms for pe, f in zip(pred["energy"], frames) if f.energy is not None]
+    e_err = 1000.0 * np.asarray(e_err)
+    block["energy_mae"] = float(np.mean(np.abs(e_err))) if e_err.size else None
+    block["energy_rmse"] = float(np.sqrt(np.mean(e_err**2))) if e_err.size else None
+    fp = [p for p, f in zip(pred["forces"], frames) if f.forces is not None]
+    if fp:
+        fp = np.concatenate(fp)
+        fr = np.concatenate([f.forces for f in frames if f.forces is not None])
+        diff = 1000.0 * (fp - fr)
+        block["forces_mae"] = float(np.mean(np.abs(diff)))
+        block["forces_rmse"] = float(np.sqrt(np.mean(diff**2)))
+        norms = np.linalg.norm(fp, axis=1) * np.linalg.norm(fr, axis=1)
+        ok = norms > 1e-12
+        block["forces_cos"] = float(np.mean(np.sum(fp * fr, axis=1)[ok] / norms[ok])) if ok.any() else None
+    else:
+        block.update(forces_mae=None, forces_rmse=None, forces_cos=None)
+    sp = [p for p, f in zip(pred["stress"], frames) if f.stress is not None] if pred["stress"] else []
+    if sp:
+        sr = np.stack([f.stress for f in frames if f.stress is not None])
+        block["stress_mae"] = float(np.mean(np.abs(np.stack(sp) - sr)) * GPA_PER_EV_A3)
+    return block
+
+
+def evaluate_sets(backbone: Backbone, sets: Mapping[str, FeaturizedSet], batch_size: int = 16, tags: Mapping[str, str] | None = None) -> dict:
+    """Error blocks of every named set."""
+    result = {}
+    for name, fset in sets.items():
+        block = metrics_from_predictions(fset, predict_set(backbone, fset, batch_size))
+        if tags and name in tags:
+            block["tag"] = tags[name]
+        result[name] = block
+    return result
+
+
+def tag_of(name: str) -> str:
+    """ID/OOD tag from a test-set name: names starting with 'ood' are out of distribution."""
+    return "OOD" if name.lower().startswith("ood") else "ID"
+
+
+def evaluate_model(
+    model: str, tests: Mapping[str, str | Path], out: str | Path | None = None, *,
+    energy_key: str = "energy", forces_key: str = "forces", stress_key: str = "stress",
+    batch_size: int = 16, device: str = "cpu",
+) -> dict:
+    """Error blocks of any model (spec or RUN_DIR) on named extxyz files; JSON to `out`."""
+    from optbench.backbones import load_backbone
+    from optbench.data.io import LabelKeys, read_frames
+    from optbench.io import write_json
+
+    keys = LabelKeys(energy=energy_key, forces=forces_key, stress=stress_key)
+    frames = {name: read_frames(path, keys) for name, path in tests.items()}
+    if out is not None:
+        from optbench.io import check_writable_dir
+
+        check_writable_dir(Path(out).parent or ".")
+    backbone = load_backbone(model, device)
+    for name, fr in frames.items():
+        backbone.check_elements({z for f in fr for z in f.atoms.numbers}, tests[name])
+    sets = {name: FeaturizedSet(fr, backbone, name) for name, fr in frames.items()}
+    block = evaluate_sets(backbone, sets, batch_size, {n: tag_of(n) for n in sets})
+    if out is not None:
+        write_json(out, {"model": str(model), "metrics": block})
+    return block
+
+
+def format_table(metrics: Mapping[str, Mapping[str, Mapping]]) -> str:
+    """Plain-text table: one row per (block, set)."""
+    cols = ("n_structures", "energy_mae", "energy_rmse", "forces_mae", "forces_rmse", "forces_cos", "stress_mae")
+    heads = ("stage", "set", "n", "E MAE", "E RMSE", "F MAE", "F RMSE", "F cos", "S MAE")
+    rows = [heads, ("", "", "", "meV/at", "meV/at", "meV/Å", "meV/Å", "", "GPa")]
+    for stage, block in metrics.items():
+        for name, m in block.items():
+            cells = [stage, name]
+            for c in cols:
+                v = m.get(c)
+                cells.append("-" if v is None else (str(v) if c == "n_structures" else (f"{v:.3f}" if c in ("forces_cos", "stress_mae") else f"{v:.2f}")))
+            rows.append(tuple(cells))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(heads))]
+    return "\n".join("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows)

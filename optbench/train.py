@@ -1,0 +1,414 @@
+"""The fine-tuning loop: one loop for every backbone and every optimizer.
+
+`finetune(config)` reads and checks every input before writing anything, refits the
+per-element reference energies, trains with checkpoints (resumable after a kill), stops a
+diverging run cleanly, optionally refines with L-BFGS, and writes RUN_DIR/results.json.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from optbench.backbones import load_backbone
+from optbench.backbones.base import Backbone
+from optbench.config import FinetuneConfig
+from optbench.data.io import Frame, LabelKeys, read_frames
+from optbench.errors import InputError
+from optbench.evaluate import evaluate_sets, predict_set, tag_of
+from optbench.io import check_writable_dir, read_json, torch_save, write_json, write_yaml
+from optbench.loss import FeaturizedSet, compute_loss
+from optbench.optim import build_optimizer, get_spec, set_mode
+
+RESULTS, METRICS, CONFIG, ZERO_SHOT, CKPT_DIR = "results.json", "metrics.jsonl", "config.yaml", "zero_shot.json", "checkpoints"
+
+
+# ---------------------------------------------------------------- reference energies
+def fit_reference_energies(backbone: Backbone, fset: FeaturizedSet, batch_size: int = 16) -> dict:
+    """Per-element energy shifts (eV/atom) that best fit the labels, rank-aware.
+
+    First one per-atom offset for all elements, then a minimum-norm per-element correction of
+    the remainder: a set with a single composition gets exactly one offset, never a singular fit.
+    """
+    from ase.data import chemical_symbols
+
+    frames = [f for f in fset.frames if f.energy is not None]
+    pred = predict_set(backbone, fset, batch_size)["energy"]
+    resid = np.array([f.energy - p for f, p in zip(fset.frames, pred) if f.energy is not None])
+    zs = sorted({int(z) for f in frames for z in f.atoms.numbers})
+    counts = np.array([[np.sum(f.atoms.numbers == z) for z in zs] for f in frames], dtype=float)
+    n = counts.sum(axis=1)
+    offset = float(resid @ n / (n @ n))
+    delta, *_ = np.linalg.lstsq(counts, resid - offset * n, rcond=None)
+    rank = int(np.linalg.matrix_rank(counts))
+    shifts = {z: offset + float(d) for z, d in zip(zs, delta)}
+    after = resid - counts @ np.array([shifts[z] for z in zs])
+    backbone.shift_reference_energies(shifts)
+    return {
+        "mode": "refit", "rank": rank, "n_elements": len(zs),
+        "shifts_eV": {chemical_symbols[z]: v for z, v in shifts.items()},
+        "rmse_before_meV_per_atom": float(1000 * np.sqrt(np.mean((resid / n) ** 2))),
+        "rmse_after_meV_per_atom": float(1000 * np.sqrt(np.mean((after / n) ** 2))),
+    }
+
+
+# ---------------------------------------------------------------- helpers
+def lr_lambda(schedule: str, warmup: int, total: int):
+    """Multiplier of the base LR at step t for each schedule name."""
+    total = max(total, 1)
+
+    def f(t: int) -> float:
+        if schedule in ("warmup", "warmup_cosine") and warmup > 0 and t < warmup:
+            return (t + 1) / warmup
+        if schedule in ("cosine", "warmup_cosine"):
+            start = warmup if schedule == "warmup_cosine" else 0
+            frac = min(max(t - start, 0) / max(total - start, 1), 1.0)
+            return 0.5 * (1 + math.cos(math.pi * frac))
+        return 1.0
+
+    return f
+
+
+class EMA:
+    """Exponential moving average of the trainable weights."""
+
+    def __init__(self, params: list[torch.nn.Parameter], decay: float):
+        self.params, self.decay = params, decay
+        self.shadow = [p.detach().clone() for p in params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - self.decay)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange model weights and EMA weights (call twice to restore)."""
+        for p, s in zip(self.params, self.shadow):
+            tmp = p.detach().clone()
+            p.copy_(s)
+            s.copy_(tmp)
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    elapsed_s: float = 0.0
+    metrics_lines: int = 0
+    first_loss: float | None = None
+    best_valid: float = math.inf
+    best_step: int = -1
+    evals_since_best: int = 0
+    stopped_early: bool = False
+    diverged: bool = False
+
+
+def _valid_loss(block: dict, config: FinetuneConfig) -> float:
+    w = config.loss_weights
+    loss = w.energy * ((block.get("energy_rmse") or 0) / 1000) ** 2 + w.forces * ((block.get("forces_rmse") or 0) / 1000) ** 2
+    return loss + w.stress * (block.get("stress_mae") or 0) ** 2
+
+
+def _split(frames: list[Frame], fraction: float, seed: int) -> tuple[list[Frame], list[Frame]]:
+    n_valid = int(round(fraction * len(frames))) if len(frames) > 1 else 0
+    if fraction > 0 and len(frames) > 1:
+        n_valid = max(n_valid, 1)
+    perm = np.random.default_rng([seed, 7919]).permutation(len(frames))
+    valid = sorted(perm[:n_valid].tolist())
+    keep = sorted(perm[n_valid:].tolist())
+    return [frames[i] for i in keep], [frames[i] for i in valid]
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    import json
+
+    from optbench.io import to_jsonable
+
+    with open(path, "a") as fh:
+        fh.write(json.dumps(to_jsonable(record)) + "\n")
+
+
+def _truncate_lines(path: Path, n: int) -> None:
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)[:n]
+    path.write_text("".join(lines))
+
+
+# ---------------------------------------------------------------- the run
+class FinetuneRun:
+    """State of one fine-tuning run; `finetune()` is the entry point."""
+
+    def __init__(self, config: FinetuneConfig):
+        self.config = config
+        self.out = Path(config.out)
+        self.spec = get_spec(config.optimizer)
+        keys = LabelKeys(config.energy_key, config.forces_key, config.stress_key, config.virial_key)
+        self.train_frames = read_frames(config.train, keys)
+        self.test_frames = {name: read_frames(path, keys) for name, path in config.tests.items()}
+        self.backbone = load_backbone(config.model, config.device)
+        for path, frames in [(config.train, self.train_frames), *((config.tests[n], f) for n, f in self.test_frames.items())]:
+            self.backbone.check_elements({int(z) for f in frames for z in f.atoms.numbers}, path)
+        if config.loss_weights.stress > 0 and any(f.stress is not None and not f.atoms.pbc.all() for f in self.train_frames):
+            raise InputError("stress labels on a non-periodic structure", file=config.train, field=config.stress_key)
+        check_writable_dir(self.out)
+        self._check_existing()
+
+    def _check_existing(self) -> None:
+        cfg_path = self.out / CONFIG
+        if cfg_path.exists():
+            import yaml
+
+            old = yaml.safe_load(cfg_path.read_text()) or {}
+            if old.get("config_hash") != self.config.hash():
+                raise InputError(
+                    "this folder holds a run with a different config; choose another --out or delete it",
+                    file=self.out, field="out",
+                )
+
+    # -- set-up shared by fresh and resumed runs
+    def _prepare(self) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        train, valid = _split(self.train_frames, cfg.valid_fraction, cfg.seed)
+        self.train = FeaturizedSet(train, self.backbone, "train")
+        self.sets = {"train": self.train}
+        self.tags = {"train": "train"}
+        if valid:
+            self.sets["valid"] = self.valid = FeaturizedSet(valid, self.backbone, "valid")
+            self.tags["valid"] = "valid"
+        else:
+            self.valid = None
+        for name, frames in self.test_frames.items():
+            self.sets[name] = FeaturizedSet(frames, self.backbone, name)
+            self.tags[name] = tag_of(name)
+        self.params = self.backbone.parameters()
+        self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
+        limits = [s for s in (cfg.max_steps, cfg.epochs and cfg.epochs * self.steps_per_epoch) if s is not None]
+        self.total_steps = min(limits) if limits else self.steps_per_epoch
+        self.optimizer = build_optimizer(cfg.optimizer, self.params, cfg.lr, cfg.weight_decay, **cfg.optimizer_kwargs)
+        self.scheduler = None
+        if self.spec.supports_schedule:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lr_lambda(cfg.schedule, cfg.warmup_steps, self.total_steps)
+            )
+        self.ema = EMA(self.params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.best_state = None
+
+    def _evaluate(self, names=None) -> dict:
+        names = list(self.sets) if names is None else names
+        return evaluate_sets(self.backbone, {n: self.sets[n] for n in names}, self.config.eval_batch_size, self.tags)
+
+    # -- checkpoints
+    def _ckpt(self, tag: str, state: TrainState | None = None, optimizer_state=True) -> None:
+        data = {
+            "model_state": self.backbone.model.state_dict(),
+            "optimizer": self.config.optimizer if tag != "refined" else "lbfgs",
+            "optimizer_state": self.optimizer.state_dict() if optimizer_state else None,
+            "step": state.step if state else 0,
+            "config_hash": self.config.hash(),
+        }
+        if tag == "last":
+            data.update(
+                scheduler_state=self.scheduler.state_dict() if self.scheduler else None,
+                ema=self.ema.shadow if self.ema else None,
+                best_state=self.best_state,
+                train_state=asdict(state),
+                torch_rng=torch.get_rng_state(),
+            )
+        torch_save(self.out / CKPT_DIR / f"{tag}.pt", data)
+
+    def _resume(self) -> TrainState:
+        ckpt = torch.load(self.out / CKPT_DIR / "last.pt", map_location=self.config.device, weights_only=False)
+        self.backbone.model.load_state_dict(ckpt["model_state"])
+        self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        if self.scheduler and ckpt["scheduler_state"]:
+            self.scheduler.load_state_dict(ckpt["scheduler_state"])
+        if self.ema and ckpt["ema"] is not None:
+            for s, v in zip(self.ema.shadow, ckpt["ema"]):
+                s.copy_(v)
+        self.best_state = ckpt["best_state"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = TrainState(**ckpt["train_state"])
+        _truncate_lines(self.out / METRICS, state.metrics_lines)
+        return state
+
+    # -- one training step
+    def _step(self, batch) -> tuple[float, dict, float]:
+        clip = self.config.clip_grad or math.inf
+        info = {}
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, parts = compute_loss(self.backbone, batch, self.config.loss_weights)
+            loss.backward()
+            info["parts"] = parts
+            info["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+            return loss
+
+        loss = self.optimizer.step(closure)
+        return float(loss), info["parts"], info["grad_norm"]
+
+    def _train(self, state: TrainState) -> TrainState:
+        cfg = self.config
+        metrics_path = self.out / METRICS
+        t0 = time.perf_counter() - state.elapsed_s
+        bar = tqdm(total=self.total_steps, initial=state.step, desc=f"{cfg.optimizer} lr={cfg.lr:g}", unit="step", disable=None, leave=False)
+        order, order_epoch = None, -1
+        self.backbone.model.train()
+        while state.step < self.total_steps:
+            epoch, k = divmod(state.step, self.steps_per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.train)), epoch
+            batch = self.train.batch(order[k * cfg.batch_size : (k + 1) * cfg.batch_size])
+            snapshot = [p.detach().clone() for p in self.params]
+            loss, parts, gnorm = self._step(batch)
+            if state.first_loss is None:
+                state.first_loss = loss
+            bad = not (math.isfinite(loss) and math.isfinite(gnorm))
+            if bad or loss > cfg.divergence_factor * max(state.first_loss, 1e-8):
+                with torch.no_grad():
+                    for p, s in zip(self.params, snapshot):
+                        p.copy_(s)
+                state.diverged = True
+                tqdm.write(f"diverged at step {state.step + 1} (loss {loss:.3g}); keeping the last finite weights")
+                break
+            lr = self.optimizer.param_groups[0]["lr"]
+            if self.scheduler:
+                self.scheduler.step()
+            if self.ema:
+                self.ema.update()
+            state.step += 1
+            state.elapsed_s = time.perf_counter() - t0
+            record = {"step": state.step, "epoch": epoch, "loss": loss, **{f"loss_{k}": float(v) for k, v in parts.items()},
+                      "lr": lr, "grad_norm": gnorm, "elapsed_s": state.elapsed_s}
+            _append_jsonl(metrics_path, record)
+            state.metrics_lines += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}")
+            due = state.step % cfg.eval_every == 0 or state.step == self.total_steps
+            if self.valid is not None and due and self._validate(state, metrics_path):
+                state.stopped_early = True
+            if state.step == self.total_steps // 2:
+                self._ckpt("mid", state)
+            if state.step % cfg.checkpoint_every == 0 or state.step == self.total_steps or state.stopped_early:
+                state.elapsed_s = time.perf_counter() - t0
+                self._ckpt("last", state)
+            if state.stopped_early:
+                break
+        bar.close()
+        state.elapsed_s = time.perf_counter() - t0
+        return state
+
+    def _eval_weights(self, on: bool) -> None:
+        set_mode(self.optimizer, train=not on)
+        if self.ema:
+            self.ema.swap()
+
+    def _validate(self, state: TrainState, metrics_path: Path) -> bool:
+        """Evaluate on the validation split; True when early stopping says stop."""
+        self._eval_weights(True)
+        block = self._evaluate(["valid"])["valid"]
+        vloss = _valid_loss(block, self.config)
+        if vloss < state.best_valid:
+            state.best_valid, state.best_step, state.evals_since_best = vloss, state.step, 0
+            if self.config.patience:
+                self.best_state = {k: v.detach().clone() for k, v in self.backbone.model.state_dict().items()}
+        else:
+            state.evals_since_best += 1
+        self._eval_weights(False)
+        _append_jsonl(metrics_path, {"step": state.step, "valid_loss": vloss, "valid_energy_mae": block["energy_mae"],
+                                     "valid_forces_mae": block["forces_mae"], "elapsed_s": state.elapsed_s})
+        state.metrics_lines += 1
+        return bool(self.config.patience and state.evals_since_best >= self.config.patience)
+
+    # -- L-BFGS refinement
+    def _refine(self) -> dict:
+        cfg = self.config
+        n = min(cfg.refine_structures, len(self.train))
+        idx = sorted(np.random.default_rng([cfg.seed, 104729]).permutation(len(self.train))[:n].tolist())
+        chunks = [idx[i : i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+        batches = [self.train.batch(c) for c in chunks]
+        self.optimizer = build_optimizer("lbfgs", self.params, 1.0)
+        before = [p.detach().clone() for p in self.params]
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for b, c in zip(batches, chunks):
+                loss, _ = compute_loss(self.backbone, b, cfg.loss_weights)
+                (loss * len(c) / n).backward()
+                total += float(loss) * len(c) / n
+            return torch.tensor(total)
+
+        self.backbone.model.train()
+        losses = []
+        for _ in tqdm(range(cfg.refine_steps), desc="L-BFGS refine", unit="step", disable=None, leave=False):
+            loss = float(self.optimizer.step(closure))
+            losses.append(loss)
+            if not math.isfinite(loss) or not all(torch.isfinite(p).all() for p in self.params):
+                with torch.no_grad():
+                    for p, s in zip(self.params, before):
+                        p.copy_(s)
+                return {"status": "diverged", "losses": losses, "n_structures": n}
+        final_loss = float(closure())
+        return {"status": "completed", "losses": [*losses, final_loss], "n_structures": n}
+
+    # -- entry
+    def run(self) -> dict:
+        cfg = self.config
+        done = self.out / RESULTS
+        if done.exists() and read_json(done).get("config_hash") == cfg.hash():
+            return read_json(done)
+        self._prepare()
+        write_yaml(self.out / CONFIG, cfg.to_yaml_dict())
+        zs_path = self.out / ZERO_SHOT
+        resumed = (self.out / CKPT_DIR / "last.pt").exists()
+        if resumed:
+            zero = read_json(zs_path)
+            state = self._resume()
+        else:
+            e0 = fit_reference_energies(self.backbone, self.train, cfg.eval_batch_size) if cfg.e0 == "refit" else {"mode": "keep"}
+            zero = {"e0": e0, "metrics": self._evaluate()}
+            write_json(zs_path, zero)
+            (self.out / METRICS).write_text("")
+            self._ckpt("start", optimizer_state=False)
+            state = TrainState()
+        state = self._train(state)
+        # deliverable weights: best (early stopping), then ScheduleFree's eval point / EMA average
+        if cfg.patience and self.best_state is not None:
+            self.backbone.model.load_state_dict(self.best_state)
+        self._eval_weights(True)
+        metrics = {"zero_shot": zero["metrics"], "final": self._evaluate()}
+        self._ckpt("final", state)
+        result = {
+            "status": "diverged" if state.diverged else "completed",
+            "optimizer": cfg.optimizer, "lr": cfg.lr, "seed": cfg.seed, "model": cfg.model,
+            "steps": state.step, "total_steps": self.total_steps, "epochs_completed": state.step / self.steps_per_epoch,
+            "stopped_early": state.stopped_early, "best_valid_step": state.best_step,
+            "wall_time_s": state.elapsed_s, "config_hash": cfg.hash(), "e0": zero["e0"],
+        }
+        if cfg.refine and not state.diverged:
+            t0 = time.perf_counter()
+            refine = self._refine()
+            refine["wall_time_s"] = time.perf_counter() - t0
+            result["refine"] = refine
+            result["wall_time_s"] += refine["wall_time_s"]
+            metrics["refined"] = self._evaluate()
+            self._ckpt("refined", state)
+        result["metrics"] = metrics
+        self.backbone.save(self.out / "model")
+        write_json(done, result)
+        return result
+
+
+def finetune(config: FinetuneConfig | dict) -> dict:
+    """Fine-tune `config.model` and return the results (also written to RUN_DIR/results.json)."""
+    if isinstance(config, dict):
+        config = FinetuneConfig.validated(config)
+    return FinetuneRun(config).run()

@@ -1,0 +1,49 @@
+"""Shared fixtures: small real-DFT subsets of ../shared/data/ethanol_revmd17, real CHGNet."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data() -> Path:
+    env = os.environ.get("OPTBENCH_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def ethanol_dir() -> Path:
+    path = shared_data() / "ethanol_revmd17"
+    assert (path / "train.xyz").is_file(), f"reference data missing at {path} (set OPTBENCH_SHARED_DATA)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def ethanol_small(ethanol_dir, tmp_path_factory) -> dict[str, Path]:
+    """train (24 frames), id (8 MD frames), ood (6 H-removal frames, energies only)."""
+    from ase.io import read, write
+
+    out = tmp_path_factory.mktemp("ethanol")
+    files = {"train": ("train.xyz", slice(0, 240, 10)), "id": ("test_MD.xyz", slice(0, 80, 10)),
+             "ood": ("test_H_removal.xyz", slice(0, 60, 10))}
+    paths = {}
+    for name, (fname, sl) in files.items():
+        frames = read(ethanol_dir / fname, index=sl)
+        paths[name] = out / f"{name}.xyz"
+        write(paths[name], frames, format="extxyz")
+    return paths
+
+
+@pytest.fixture
+def run_config(ethanol_small, tmp_path):
+    """Keyword arguments of a tiny but real CHGNet fine-tuning run."""
+    return dict(
+        model="chgnet", train=ethanol_small["train"],
+        tests={"id": ethanol_small["id"], "ood": ethanol_small["ood"]},
+        optimizer="adamw", lr=1e-3, batch_size=4, max_steps=6, seed=0,
+        eval_every=3, checkpoint_every=2, out=tmp_path / "run",
+    )
