@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -42,10 +43,8 @@ def _versions() -> dict:
 
     out = {}
     for pkg in ("optbench", "ase", "tblite", "pyscf", "numpy"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -92,7 +91,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
             t0 = _save(progress_path, state, t0)
         bar.update(1)
         structs = {name: read(out / rel, format="extxyz") for name, rel in state["structures"].items()}
-        for name, atoms in structs.items():
+        for atoms in structs.values():
             atoms.info.clear()
         for i, job in enumerate(reg.jobs, start=1):
             if job.name in state["jobs"] and all((out / state["splits"][s]["file"]).is_file() for s in state["jobs"][job.name]):

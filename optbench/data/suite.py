@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from ase import Atoms
-from ase.neighborlist import natural_cutoffs, neighbor_list
+from ase.neighborlist import natural_cutoffs
 
 from optbench.data import sampling as S
 from optbench.data.reference import reference_block
@@ -73,8 +73,10 @@ def _mol_md(temperature):
 
 
 def _bonded(atoms, i):
-    a, b = neighbor_list("ij", atoms, natural_cutoffs(atoms))
-    return [int(j) for j in b[a == i]]
+    """Indices bonded to atom i (distance below the sum of natural covalent cutoffs; molecules only)."""
+    cut = np.array(natural_cutoffs(atoms, mult=1.2))
+    d = np.linalg.norm(atoms.positions - atoms.positions[i], axis=1)
+    return [int(j) for j in np.where((d < cut + cut[i]) & (np.arange(len(atoms)) != i))[0]]
 
 
 def _side(atoms, start, blocked):
@@ -123,7 +125,7 @@ MOLECULAR = Regime(
         Job("ood_600K", lambda s, r, g, p: {"ood_600K": ("OOD", _mol_md(600)(s, r, g, p))}),
         Job("ood_scan", _mol_scans),
     ],
-    properties=lambda p: {m: {"Vibrations": {}} for m in MOLECULES},
+    properties=lambda p: {m: {"vibrations": {}} for m in MOLECULES},
     notes="gas-phase molecules; ID = 300 K Langevin MD; OOD = 600 K MD, rigid torsion scans, proton-transfer scan",
 )
 
@@ -187,7 +189,7 @@ CRYSTAL = Regime(
     },
     build=_cry_build,
     jobs=[Job("id_300K", _cry_id), Job("ood_strain", _cry_strain), Job("ood_vacancy", _cry_vacancy), Job("ood_polymorph", _cry_polymorph)],
-    properties=lambda p: {c: {"Elastic": {}, "EOS": {}, "Phonons": {}} for c in CRYSTALS},
+    properties=lambda p: {c: {"eos": {}, "elastic": {}, "phonons": {}} for c in CRYSTALS},
     notes="Si (diamond) and NaCl (rocksalt), Gamma-point periodic xTB; ID = 300 K MD with strains up to 1%; "
           "OOD = 3-6% strains, vacancies (Schottky pair in NaCl), CsCl-type NaCl polymorph",
 )
@@ -224,9 +226,9 @@ LIQUID = Regime(
     name="liquid", method="GFN1-xTB",
     params={
         "small": {"molecules": 16, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 40,
-                  "interval": 6, "frames_id": 50, "frames_ood": 15},
+                  "interval": 6, "frames_id": 50, "frames_ood": 15, "property_steps": 200},
         "full": {"molecules": 32, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 2000,
-                 "interval": 40, "frames_id": 500, "frames_ood": 100},
+                 "interval": 40, "frames_id": 500, "frames_ood": 100, "property_steps": 4000},
     },
     build=_water_build("water"),
     jobs=[
@@ -234,7 +236,7 @@ LIQUID = Regime(
         Job("ood_400K", _water_md("water", 400, "ood_400K", "OOD", "frames_ood")),
         Job("ood_dense", _water_md("water_dense", 300, "ood_dense", "OOD", "frames_ood")),
     ],
-    properties=lambda p: {"water": {"MD": {"temperature_K": 300, "timestep_fs": p["timestep_fs"], "steps": 200 if p["molecules"] <= 16 else 2000}}},
+    properties=lambda p: {"water": {"md": {"temperature_K": 300.0, "timestep_fs": p["timestep_fs"], "nvt_steps": p["property_steps"], "equilibration_steps": 50, "nve_steps": 50, "progress": False}}},
     notes="periodic water box at 1.0 g/cm^3, Gamma-point xTB; ID = 300 K MD; OOD = 400 K MD and a 1.15 g/cm^3 box",
 )
 
@@ -242,16 +244,16 @@ INTERFACE = Regime(
     name="interface", method="GFN1-xTB",
     params={
         "small": {"molecules": 16, "density": 1.0, "vacuum": 12.0, "timestep_fs": 0.5, "n_equil": 40,
-                  "interval": 6, "frames_id": 50, "frames_ood": 15},
+                  "interval": 6, "frames_id": 50, "frames_ood": 15, "property_steps": 200},
         "full": {"molecules": 32, "density": 1.0, "vacuum": 15.0, "timestep_fs": 0.5, "n_equil": 2000,
-                 "interval": 40, "frames_id": 500, "frames_ood": 100},
+                 "interval": 40, "frames_id": 500, "frames_ood": 100, "property_steps": 4000},
     },
     build=_water_build("water_film"),
     jobs=[
         Job("id_300K", _water_md("water_film", 300, None, None, "frames_id", partition=True)),
         Job("ood_400K", _water_md("water_film", 400, "ood_400K", "OOD", "frames_ood")),
     ],
-    properties=lambda p: {"water_film": {"Interface": {"temperature_K": 300, "timestep_fs": p["timestep_fs"], "steps": 200 if p["molecules"] <= 16 else 2000, "axis": 2}}},
+    properties=lambda p: {"water_film": {"interface": {"temperature_K": 300.0, "timestep_fs": p["timestep_fs"], "nvt_steps": p["property_steps"], "equilibration_steps": 50, "axis": 2, "progress": False}}},
     notes="water film (two liquid/vapour interfaces) in a periodic slab with vacuum along z; ID = 300 K MD; OOD = 400 K MD",
 )
 
