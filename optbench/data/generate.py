@@ -99,10 +99,11 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
                 continue
             produced = job.run(structs, reference, _rng(seed, i), params)
             for split, (tag, frames) in produced.items():
-                labelled = label(frames, reference, desc=f"label {split}")
+                labelled, dropped = label(frames, reference, desc=f"label {split}")
                 rel = f"{split}.extxyz"
                 _write_frames(out / rel, labelled)
-                state["splits"][split] = {"file": rel, "tag": tag, "count": len(labelled), "sha256": sha256_file(out / rel)}
+                state["splits"][split] = {"file": rel, "tag": tag, "count": len(labelled), "sha256": sha256_file(out / rel),
+                                        "scf_failures_dropped": dropped}
             state["jobs"][job.name] = list(produced)
             t0 = _save(progress_path, state, t0)
             bar.update(1)

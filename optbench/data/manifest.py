@@ -85,3 +85,11 @@ def dataset_files(folder: str | Path) -> DatasetFiles:
     keys = man["keys"]
     label_keys = LabelKeys(**{k: keys[k] for k in ("energy", "forces", "stress", "virial") if keys.get(k)})
     return DatasetFiles(folder / splits[train_name]["file"], valid, tests, label_keys, man)
+
+
+def finetune_inputs(folder: str | Path) -> dict:
+    """The dataset-dependent part of a FinetuneConfig: train file, named test files and key names."""
+    files = dataset_files(folder)
+    keys = files.keys
+    return {"train": files.train, "tests": files.tests, "energy_key": keys.energy, "forces_key": keys.forces,
+            "stress_key": keys.stress, "virial_key": keys.virial}

@@ -15,7 +15,7 @@ XTB_DEFAULTS = {
     "electronic_temperature": 300.0,
     "charge": 0,
     "multiplicity": 1,
-    "max_iterations": 250,
+    "max_iterations": 500,
     "initial_guess": "sad",
     "mixer_damping": 0.4,
     "kpoints": "Gamma",

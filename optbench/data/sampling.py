@@ -16,7 +16,8 @@ from optbench.data.reference import make_calculator
 def roundtrip(atoms: Atoms) -> Atoms:
     """The structure exactly as it reads back from extxyz (positions rounded as written)."""
     buf = io.StringIO()
-    bare = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    # rounded to the written precision and -0.0 -> 0.0, so that round-off noise never reaches the file
+    bare = Atoms(numbers=atoms.numbers, positions=_clean(atoms.positions, 8), cell=_clean(atoms.cell[:], 8), pbc=atoms.pbc)
     write(buf, bare, format="extxyz")
     buf.seek(0)
     back = read(buf, format="extxyz")
@@ -24,19 +25,33 @@ def roundtrip(atoms: Atoms) -> Atoms:
     return back
 
 
-def label(frames: list[Atoms], reference: dict, desc: str = "label") -> list[Atoms]:
-    """Recompute each frame with a fresh reference calculator; attach energy (eV), forces (eV/Å), stress (eV/Å^3)."""
-    out = []
+def _clean(x, decimals: int):
+    return np.round(np.asarray(x, dtype=float), decimals) + 0.0
+
+
+def label(frames: list[Atoms], reference: dict, desc: str = "label") -> tuple[list[Atoms], int]:
+    """Recompute each frame with a fresh reference calculator; attach energy (eV), forces (eV/Å),
+    stress (eV/Å^3). Frames whose SCF does not converge are dropped; returns (frames, n_dropped)."""
+    from ase.calculators.calculator import CalculationFailed
+
+    out, dropped = [], 0
     for atoms in tqdm(frames, desc=desc, leave=False):
         atoms = roundtrip(atoms)
         calc = make_calculator(reference)
         atoms.calc = calc
-        energy = atoms.get_potential_energy()
+        try:
+            energy = atoms.get_potential_energy()
+        except CalculationFailed:
+            dropped += 1
+            continue
         forces = atoms.get_forces()
         stress = atoms.get_stress(voigt=False) if atoms.pbc.all() else None
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=round(float(energy), 9), forces=_clean(forces, 8),
+            stress=None if stress is None else _clean(stress, 10),
+        )
         out.append(atoms)
-    return out
+    return out, dropped
 
 
 def relax(atoms: Atoms, reference: dict, cell: bool = False, fmax: float = 0.01, steps: int = 200) -> Atoms:
