@@ -184,8 +184,8 @@ CRYSTAL = Regime(
     params={
         "small": {"repeat": 1, "repeat_b2": 2, "timestep_fs": 2.0, "n_equil": 30, "interval": 5, "frames_id": 25,
                   "strain_id": 0.01, "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 6},
-        "full": {"repeat": 2, "repeat_b2": 3, "timestep_fs": 2.0, "n_equil": 300, "interval": 20, "frames_id": 250,
-                 "strain_id": 0.01, "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 50},
+        "full": {"repeat": 2, "repeat_b2": 3, "timestep_fs": 2.0, "n_equil": 200, "interval": 10, "frames_id": 200,
+                 "strain_id": 0.01, "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 40},
     },
     build=_cry_build,
     jobs=[Job("id_300K", _cry_id), Job("ood_strain", _cry_strain), Job("ood_vacancy", _cry_vacancy), Job("ood_polymorph", _cry_polymorph)],
@@ -227,8 +227,8 @@ LIQUID = Regime(
     params={
         "small": {"molecules": 16, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 40,
                   "interval": 6, "frames_id": 50, "frames_ood": 15, "property_steps": 200},
-        "full": {"molecules": 32, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 2000,
-                 "interval": 40, "frames_id": 500, "frames_ood": 100, "property_steps": 4000},
+        "full": {"molecules": 32, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 1000,
+                 "interval": 20, "frames_id": 400, "frames_ood": 100, "property_steps": 4000},
     },
     build=_water_build("water"),
     jobs=[
@@ -245,8 +245,8 @@ INTERFACE = Regime(
     params={
         "small": {"molecules": 16, "density": 1.0, "vacuum": 12.0, "timestep_fs": 0.5, "n_equil": 40,
                   "interval": 6, "frames_id": 50, "frames_ood": 15, "property_steps": 200},
-        "full": {"molecules": 32, "density": 1.0, "vacuum": 15.0, "timestep_fs": 0.5, "n_equil": 2000,
-                 "interval": 40, "frames_id": 500, "frames_ood": 100, "property_steps": 4000},
+        "full": {"molecules": 32, "density": 1.0, "vacuum": 15.0, "timestep_fs": 0.5, "n_equil": 1000,
+                 "interval": 20, "frames_id": 400, "frames_ood": 100, "property_steps": 4000},
     },
     build=_water_build("water_film"),
     jobs=[
