@@ -65,12 +65,18 @@ def test_physics_of_the_references():
     for name, bulk_exp in (("Si", 98.0), ("NaCl", 25.0)):  # experimental bulk moduli, GPa
         b = crystal[name]["eos"]["B_GPa"]
         assert 0.4 * bulk_exp < b < 2.0 * bulk_exp, (name, b)
+    nacl = crystal["NaCl"]["elastic"]  # experiment: C11 49, C12 13, C44 13 GPa
+    assert nacl["positive_definite"]
+    assert nacl["C11"] == pytest.approx(49.0, rel=0.35) and nacl["C44"] == pytest.approx(12.8, rel=0.35)
     mol = load_manifest(suite_path("molecular"))["reference_properties"]
+    assert all(p["vibrations"]["n_imaginary"] == 0 for p in mol.values())
     freqs = np.array(mol["ethanol"]["vibrations"]["frequencies_cm1"])
     assert freqs.max() == pytest.approx(3650, abs=250)  # O-H stretch
-    assert freqs.min() > 0
+    assert max(mol["butane"]["vibrations"]["frequencies_cm1"]) == pytest.approx(3000, abs=150)  # C-H stretch
     liquid = load_manifest(suite_path("liquid"))["reference_properties"]["water"]["md"]
-    assert liquid["rdf_first_peak_A"] == pytest.approx(2.8, abs=0.5)  # O-O / H-bond shell
+    assert liquid["stable"] and abs(liquid["nve_drift_meV_per_atom_per_ps"]) < 5
+    assert liquid["rdf_first_peak_A"] == pytest.approx(0.97, abs=0.08)  # all-pair g(r): the O-H bond
+    assert liquid["density_g_cm3"] == pytest.approx(1.0, abs=0.01)
 
 
 @pytest.mark.parametrize("regime", REGIMES)
