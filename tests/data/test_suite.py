@@ -63,7 +63,7 @@ def test_physics_of_the_references():
     """Reference values against known answers for these methods' class of accuracy."""
     crystal = load_manifest(suite_path("crystal"))["reference_properties"]
     for name, bulk_exp in (("Si", 98.0), ("NaCl", 25.0)):  # experimental bulk moduli, GPa
-        b = crystal[name]["eos"]["B_GPa"]
+        b = crystal[name]["eos"]["B0_GPa"]
         assert 0.4 * bulk_exp < b < 2.0 * bulk_exp, (name, b)
     nacl = crystal["NaCl"]["elastic"]  # experiment: C11 49, C12 13, C44 13 GPa
     assert nacl["positive_definite"]
@@ -77,6 +77,9 @@ def test_physics_of_the_references():
     assert liquid["stable"] and abs(liquid["nve_drift_meV_per_atom_per_ps"]) < 5
     assert liquid["rdf_first_peak_A"] == pytest.approx(0.97, abs=0.08)  # all-pair g(r): the O-H bond
     assert liquid["density_g_cm3"] == pytest.approx(1.0, abs=0.01)
+    film = load_manifest(suite_path("interface"))["reference_properties"]["water_film"]["interface"]
+    assert film["stable"] and 0.6 < film["bulk_density_g_cm3"] < 1.4 and film["low_density_g_cm3"] < 0.1
+    assert 0.3 < film["width_A"] < 8.0
 
 
 @pytest.mark.parametrize("regime", REGIMES)
