@@ -189,7 +189,7 @@ CRYSTAL = Regime(
     },
     build=_cry_build,
     jobs=[Job("id_300K", _cry_id), Job("ood_strain", _cry_strain), Job("ood_vacancy", _cry_vacancy), Job("ood_polymorph", _cry_polymorph)],
-    properties=lambda p: {c: {"eos": {}, "elastic": {}, "phonons": {}} for c in CRYSTALS},
+    properties=lambda p: {c: {"eos": {}, "elastic": {}, "phonons": {"supercell": 3}} for c in CRYSTALS},
     notes="Si (diamond) and NaCl (rocksalt), Gamma-point periodic xTB; ID = 300 K MD with strains up to 1%; "
           "OOD = 3-6% strains, vacancies (Schottky pair in NaCl), CsCl-type NaCl polymorph",
 )

@@ -65,6 +65,9 @@ def test_physics_of_the_references():
     for name, bulk_exp in (("Si", 98.0), ("NaCl", 25.0)):  # experimental bulk moduli, GPa
         b = crystal[name]["eos"]["B0_GPa"]
         assert 0.4 * bulk_exp < b < 2.0 * bulk_exp, (name, b)
+    for name, top in (("Si", 15.5), ("NaCl", 5.0)):  # highest (TO) phonon frequency, THz, experiment
+        ph = crystal[name]["phonons"]
+        assert not ph["has_imaginary"] and ph["max_frequency_THz"] == pytest.approx(top, rel=0.3), name
     nacl = crystal["NaCl"]["elastic"]  # experiment: C11 49, C12 13, C44 13 GPa
     assert nacl["positive_definite"]
     assert nacl["C11"] == pytest.approx(49.0, rel=0.35) and nacl["C44"] == pytest.approx(12.8, rel=0.35)
