@@ -202,6 +202,46 @@ def _cmd_curvature(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- studies
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="run a study (the built-in quick study when no file is given)")
+    p.add_argument("study", nargs="?", help="study YAML")
+    p.add_argument("--preset", choices=["quick", "paper"], help="a built-in study instead of a file")
+    p.add_argument("--executor", choices=["local", "process", "ray"], default="local")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--out", help="study folder (default runs/<study name>)")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    from optbench.study import load_study, run_study
+
+    if args.study and args.preset:
+        raise InputError("give a study file or --preset, not both", field="preset")
+    study = load_study(args.study, args.preset)
+    out = Path(args.out or Path("runs") / study.name)
+    run_study(study, out, executor=args.executor, workers=args.workers, address=args.address)
+    print(f"report: {out / 'report.html'}  ({out / 'report.md'}, {out / 'results.csv'})")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="rebuild a study's report from its stored results")
+    p.add_argument("folder")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from optbench.report import build_report
+
+    if not (Path(args.folder) / "study.json").is_file():
+        raise InputError("not a study folder (no study.json)", file=args.folder)
+    paths = build_report(args.folder)
+    print(f"report: {paths['html']}")
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the default quick run on the shipped data, with its table")
@@ -219,7 +259,7 @@ def _cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_demo):
+    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report, _add_demo):
         add(sub)
     return parser
 

@@ -186,7 +186,7 @@ class FinetuneRun:
             self.valid = None
         for name, frames in self.test_frames.items():
             self.sets[name] = FeaturizedSet(frames, self.backbone, name)
-            self.tags[name] = tag_of(name)
+            self.tags[name] = cfg.test_tags.get(name, tag_of(name))
         self.params = self.backbone.parameters()
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
         limits = [s for s in (cfg.max_steps, cfg.epochs and cfg.epochs * self.steps_per_epoch) if s is not None]
@@ -298,6 +298,9 @@ class FinetuneRun:
                 self._ckpt("mid", state)
             if state.step % cfg.checkpoint_every == 0 or state.step == self.total_steps or state.stopped_early:
                 state.elapsed_s = time.perf_counter() - t0
+                self._ckpt("last", state)
+            if cfg.max_time_s is not None and state.elapsed_s >= cfg.max_time_s:
+                state.stopped_early = True
                 self._ckpt("last", state)
             if state.stopped_early:
                 break

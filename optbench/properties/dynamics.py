@@ -43,7 +43,7 @@ class Trajectory:
     potential_eV: list = field(default_factory=list)
     kinetic_eV: list = field(default_factory=list)
     temperature_K: list = field(default_factory=list)
-    verdict: dict = field(default_factory=lambda: {"stable": True, "reason": None, "step": None})
+    verdict: dict = field(default_factory=lambda: {"stable": True, "verdict": "stable", "reason": None, "step": None})
     steps_done: int = 0
 
     def arrays(self, phase: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +89,11 @@ class StabilityMonitor:
             if broken.mean() > lim.max_broken_fraction:
                 return f"broken bonds: {int(broken.sum())} of {len(bi)}"
         return None
+
+
+def _failed(reason: str, step: int) -> dict:
+    kind = reason.split(":")[0].replace(" ", "_")  # explosion | atoms_too_close | broken_bonds
+    return {"stable": False, "verdict": kind, "reason": reason, "step": step}
 
 
 def run_md(atoms: Atoms, calculator, phases: list[tuple[str, int]], *, temperature_K: float,
@@ -141,11 +146,11 @@ def run_md(atoms: Atoms, calculator, phases: list[tuple[str, int]], *, temperatu
                 bar.update(chunk)
                 reason = monitor.check(atoms)
                 if reason:
-                    traj.verdict = {"stable": False, "reason": reason, "step": traj.steps_done}
+                    traj.verdict = _failed(reason, traj.steps_done)
                     break
                 sample(phase)
         if reason and traj.verdict["stable"]:
-            traj.verdict = {"stable": False, "reason": reason, "step": traj.steps_done}
+            traj.verdict = _failed(reason, traj.steps_done)
     finally:
         bar.close()
     return traj

@@ -32,7 +32,7 @@ class EOS(Property):
     relax_ions: bool = True  # relax internal coordinates at each volume
     fmax: float = 0.005  # eV/Å
     relax_steps: int = 200
-    progress: bool = False
+    progress: bool = True
 
     def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
         if not atoms.pbc.all() or atoms.cell.rank < 3:

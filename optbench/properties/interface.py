@@ -84,7 +84,7 @@ class Interface(Property):
     "width_A" (mean 10-90 width of both interfaces), "widths_A" per side, "interfaces_z_A" (50 %
     positions), "bulk_density_g_cm3", "low_density_g_cm3", "layer_atoms" (count), "lateral_msd"
     ("lag_fs", "msd_A2"), "lateral_diffusion_A2_per_ps" of the interfacial layer and of all atoms
-    ("lateral_diffusion_all_A2_per_ps"), "stable", "failure", "failed_at_step".
+    ("lateral_diffusion_all_A2_per_ps"), "stable", "verdict", "failure", "failed_at_step" (as in MD).
     """
 
     name = "interface"
@@ -129,7 +129,8 @@ class Interface(Property):
         keep = times >= self.equilibration_steps * self.timestep_fs
         times, pos = times[keep], pos[keep]
         result: dict[str, Any] = {
-            "settings": self.settings(), "stable": traj.verdict["stable"], "failure": traj.verdict["reason"],
+            "settings": self.settings(), "stable": traj.verdict["stable"],
+            "verdict": traj.verdict["verdict"], "failure": traj.verdict["reason"],
             "failed_at_step": traj.verdict["step"], "steps_done": traj.steps_done, "n_atoms": len(system),
         }
         if len(pos) == 0:

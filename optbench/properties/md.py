@@ -42,7 +42,8 @@ def max_rdf_radius(atoms: Atoms) -> float:
 class MD(Property):
     """NVT (Langevin) then NVE (Velocity Verlet) run and its observables.
 
-    Result: "stable", "failure" (reason or None), "failed_at_step"; "rdf" ("r_A", "g") averaged
+    Result: "stable", "verdict" (stable|explosion|atoms_too_close|broken_bonds), "failure" (reason
+    or None), "failed_at_step"; "rdf" ("r_A", "g") averaged
     over the NVT production samples (3D-periodic only); "rdf_first_peak_A"; "density_g_cm3";
     "msd" ("lag_fs", "msd_A2"); "diffusion_A2_per_ps" (and "diffusion_cm2_per_s"); "temperature_mean_K"
     (NVT production); "nve_drift_meV_per_atom_per_ps" (linear fit of total energy per atom) and
@@ -86,6 +87,7 @@ class MD(Property):
         result: dict[str, Any] = {
             "settings": self.settings(),
             "stable": traj.verdict["stable"],
+            "verdict": traj.verdict["verdict"],
             "failure": traj.verdict["reason"],
             "failed_at_step": traj.verdict["step"],
             "steps_done": traj.steps_done,

@@ -87,7 +87,7 @@ class Phonons(Property):
     symprec: float = 1e-3
     subtract_residual_forces: bool = True
     imaginary_tol: float = 0.05  # THz; frequencies below -tol are imaginary (Gamma acoustic excluded)
-    progress: bool = False
+    progress: bool = True
 
     def build(self, atoms: Atoms, calculator) -> tuple[Phonopy, dict, dict]:
         """Relax, standardise and return the phonopy object with force constants (symmetrised)."""

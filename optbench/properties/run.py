@@ -111,7 +111,11 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
 
         calculator = load_calculator(model)
     settings = reference.get("settings") if isinstance(reference, dict) else None
-    prop = get_property(name, settings)
+    try:
+        prop = get_property(name, settings)
+    except (InputError, TypeError) as err:
+        raise InputError(f"bad settings in the reference value ({err})", file=Path(dataset) / "manifest.json",
+                         field=f"reference_properties.{entry}.{name}.settings") from None
     result = to_jsonable(prop.calc(atoms, calculator, out=out_dir))
     result = {
         "property": name,

@@ -30,9 +30,8 @@ def test_vrh_of_silicon_experimental_constants():
 
 
 def test_chgnet_silicon_tensor_is_cubic_and_positive(chgnet):
-    res = Elastic(normal_strains=(-0.005, 0.005), shear_strains=(-0.01, 0.01), relax_ions=False).calc(
-        bulk("Si", "diamond", a=5.43), chgnet
-    )
+    si = bulk("Si", "diamond", a=5.43)
+    res = Elastic().calc(si, chgnet)
     C = np.array(res["C_GPa"])
     scale = np.abs(C).max()
     diag, off, shear = C[[0, 1, 2], [0, 1, 2]], C[[0, 0, 1], [1, 2, 2]], C[[3, 4, 5], [3, 4, 5]]
@@ -45,6 +44,10 @@ def test_chgnet_silicon_tensor_is_cubic_and_positive(chgnet):
     assert res["asymmetry_rel"] < 0.01
     assert res["C11"] > res["C12"] > 0 and res["C44"] > 0  # Born stability of a cubic crystal
     assert 50 < res["K_VRH"] < 130  # Si: 98 GPa (DFT/experiment); CHGNet is known to be softer
+    # internal (Kleinman) relaxation softens C44 of diamond-structure Si; the bulk modulus is unaffected
+    frozen = Elastic(relax_ions=False).calc(si, chgnet)
+    assert res["C44"] < 0.95 * frozen["C44"]
+    assert res["K_VRH"] == pytest.approx(frozen["K_VRH"], rel=0.02)
 
 
 def test_emt_copper_bulk_modulus_agrees_with_eos():

@@ -19,7 +19,7 @@ def lj():
 def test_lj_argon_nve_drift_and_structure(tmp_path):
     md = MD(temperature_K=60, timestep_fs=5.0, nvt_steps=200, equilibration_steps=50, nve_steps=200, progress=False)
     res = md.calc(argon(), lj(), out=tmp_path)
-    assert res["stable"] and res["failure"] is None and res["steps_done"] == 400
+    assert res["stable"] and res["verdict"] == "stable" and res["failure"] is None and res["steps_done"] == 400
     # stated bound: |NVE drift| < 0.5 meV/atom/ps over 1 ps with a 5 fs step
     assert abs(res["nve_drift_meV_per_atom_per_ps"]) < 0.5
     assert res["nve_fluctuation_meV_per_atom"] < 0.5
@@ -32,10 +32,10 @@ def test_lj_argon_nve_drift_and_structure(tmp_path):
 
 def test_chgnet_silicon_short_nve_is_stable(chgnet):
     si = bulk("Si", "diamond", a=5.43, cubic=True)
-    res = MD(nvt_steps=10, equilibration_steps=0, nve_steps=25, sample_every=5, progress=False).calc(si, chgnet)
+    res = MD(nvt_steps=20, equilibration_steps=0, nve_steps=60, sample_every=5, progress=False).calc(si, chgnet)
     assert res["stable"]
-    # stated bound: |drift| < 20 meV/atom/ps over 25 fs of NVE with a 1 fs step (float32 model)
-    assert abs(res["nve_drift_meV_per_atom_per_ps"]) < 20
+    # stated bound: |drift| < 10 meV/atom/ps over 60 fs of NVE with a 1 fs step (float32 model)
+    assert abs(res["nve_drift_meV_per_atom_per_ps"]) < 10
 
 
 def test_same_seed_same_numbers_and_different_seed_differs():
@@ -51,6 +51,7 @@ def test_atoms_too_close_stops_at_once():
     dimer = Atoms("Ar2", positions=[[0, 0, 0], [0.5, 0, 0]], cell=[10, 10, 10], pbc=True)
     res = MD(nvt_steps=100, nve_steps=100, progress=False).calc(dimer, lj())
     assert not res["stable"] and res["failure"].startswith("atoms too close") and res["steps_done"] == 0
+    assert res["verdict"] == "atoms_too_close"
 
 
 def test_too_long_timestep_explodes_and_stops_early():
@@ -60,7 +61,7 @@ def test_too_long_timestep_explodes_and_stops_early():
     res = MD(temperature_K=300, timestep_fs=36.0, nvt_steps=0, nve_steps=400, sample_every=1, progress=False).calc(
         bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2), EMT()
     )
-    assert not res["stable"] and res["failure"].startswith("explosion")
+    assert not res["stable"] and res["failure"].startswith("explosion") and res["verdict"] == "explosion"
     assert res["steps_done"] < 50
 
 
@@ -68,7 +69,7 @@ def test_free_molecule_breaks_bonds():
     """With (almost) no interactions the atoms of water fly apart: bonds break, the run stops."""
     free = LennardJones(sigma=0.1, epsilon=1e-8, rc=0.3)
     res = MD(temperature_K=1000, nvt_steps=0, nve_steps=500, progress=False).calc(molecule("H2O"), free)
-    assert not res["stable"] and res["failure"].startswith("broken bonds")
+    assert not res["stable"] and res["verdict"] == "broken_bonds"
     assert res["steps_done"] < 500
 
 

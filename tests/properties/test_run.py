@@ -60,3 +60,14 @@ def test_bad_inputs_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="unknown eos setting"):
         get_property("eos", {"n_point": 3})
     assert not (tmp_path / "o" / "eos.json").exists()
+
+
+def test_bad_reference_settings_name_the_manifest_field(tmp_path):
+    write(tmp_path / "si.xyz", bulk("Si", "diamond", a=5.43))
+    write_json(tmp_path / "manifest.json", {
+        "reference": {"method": "GFN2-xTB"},
+        "structures": {"si": "si.xyz"},
+        "reference_properties": {"si": {"eos": {"settings": {"n_point": 3}, "B0_GPa": 90.0}}},
+    })
+    with pytest.raises(InputError, match=r"manifest.json: field 'reference_properties.si.eos.settings'"):
+        run_property("eos", model="chgnet", structure=str(tmp_path / "si.xyz"), dataset=str(tmp_path), out=str(tmp_path / "o"))
