@@ -249,16 +249,18 @@ def fetch(name: str, out: str | Path, from_path: str | Path | None = None) -> Pa
         split_files, keys = dict(d.splits), dict(d.keys)
         if d.convert:
             split_files, keys = CONVERTERS[d.convert](tmp, d)
-        splits = {}
+        splits, alternatives = {}, {}
         for split, s in split_files.items():
             frames = read_frames(tmp / s.file, LabelKeys(**keys))
             sha = shas.get(s.file) or sha256_file(tmp / s.file)
-            splits[split] = {"file": s.file, "tag": s.tag, "count": len(frames), "sha256": sha}
+            # one split is tagged train; other training sets are offered beside it, not mixed in
+            target = alternatives if s.tag == "train" and split != "train" else splits
+            target[split] = {"file": s.file, "tag": s.tag, "count": len(frames), "sha256": sha}
         manifest = {
             "name": name, "regime": d.regime, "seed": None, "size": "full", "description": d.description,
             "reference": {"method": d.reference, "code": "external (not recomputable offline)"},
             "keys": keys, "units": {"energy": "eV", "forces": "eV/Å"}, "train_split": "train",
-            "splits": splits, "structures": {}, "reference_properties": {},
+            "splits": splits, "alternative_train_splits": alternatives, "structures": {}, "reference_properties": {},
             "files": shas, "converted": d.convert, "note": d.note,
             "source": d.source, "homepage": d.homepage, "licence": d.licence, "citation": d.citation,
             "sha256_pinned": d.pinned, "imported_from": str(from_path) if from_path else None,

@@ -49,11 +49,18 @@ def test_import_ethanol_from_local_copy(ethanol_dir, tmp_path, capsys):
     man = load_manifest(out, verify=True)
     assert man["splits"]["train"]["count"] == 1000 and man["splits"]["test_md"]["count"] == 1000
     assert man["splits"]["ood_h_removal"]["tag"] == "OOD" and man["sha256_pinned"] is True
+    assert [n for n, s in man["splits"].items() if s["tag"] == "train"] == ["train"]
+    assert man["alternative_train_splits"]["train_eth_meth"]["count"] == 1300
     files = dataset_files(out)
     assert files.train.name == "train.xyz"
     assert set(files.tests) == {n for n, s in man["splits"].items() if s["tag"] in ("ID", "OOD")}
     frames = read_frames(files.tests["ood_norm_mode_874"], files.keys)
     assert len(frames) == 37 and frames[0].energy < -4000
+    from optbench.config import FinetuneConfig
+    from optbench.data import finetune_inputs
+
+    cfg = FinetuneConfig(**finetune_inputs(out))  # a valid finetune input with the manifest's keys only
+    assert cfg.train == out / "train.xyz" and "ood_dimers" in cfg.tests
     # fetching again into the finished folder is a no-op
     assert fetch("ethanol_revmd17", out=out, from_path=ethanol_dir) == out
 
