@@ -12,7 +12,8 @@ REGIMES = ("molecular", "crystal", "liquid", "interface")
 FIELDS = ("name", "regime", "seed", "size", "reference", "keys", "splits", "structures", "reference_properties")
 EXPECTED_PROPERTIES = {
     "molecular": {"ethanol": {"vibrations"}, "malonaldehyde": {"vibrations"}, "butane": {"vibrations"}},
-    "crystal": {"Si": {"elastic", "eos", "phonons"}, "NaCl": {"elastic", "eos", "phonons"}},
+    # Si elastic withheld in the small set (8-atom Gamma-point GFN1 cell gives C44 < 0, see README)
+    "crystal": {"Si": {"eos", "phonons"}, "NaCl": {"elastic", "eos", "phonons"}},
     "liquid": {"water": {"md"}},
     "interface": {"water_film": {"interface"}},
 }
