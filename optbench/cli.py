@@ -243,24 +243,10 @@ def _cmd_report(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- demo
-def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="the default quick run on the shipped data, with its table")
-    p.add_argument("--out", default="demo_out")
-    p.set_defaults(func=_cmd_demo)
-
-
-def _cmd_demo(args) -> int:
-    from optbench.demo import run_demo
-
-    run_demo(args.out)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report, _add_demo):
+    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report):
         add(sub)
     return parser
 
