@@ -33,6 +33,7 @@ def _add_finetune(sub) -> None:
     p.add_argument("--config", help="YAML run config; command-line flags override it")
     p.add_argument("--model", help="backbone: chgnet, sevennet-0, mace:PATH, or a RUN_DIR")
     p.add_argument("--train", help="training extxyz file")
+    p.add_argument("--valid", help="validation extxyz file (default: --valid-fraction of --train)")
     p.add_argument("--test", action="append", type=_kv, metavar="NAME=FILE", help="named test set (repeatable); a name starting with 'ood' is tagged OOD")
     p.add_argument("--optimizer", help="registry name (adam, adamw, radam, sgd, lamb, ranger, schedulefree, lbfgs) or module:Class")
     p.add_argument("--lr", type=float)
@@ -67,7 +68,7 @@ def _cmd_finetune(args) -> int:
     from optbench.train import finetune
 
     overrides = {
-        "model": args.model, "train": args.train, "optimizer": args.optimizer, "lr": args.lr,
+        "model": args.model, "train": args.train, "valid": args.valid, "optimizer": args.optimizer, "lr": args.lr,
         "batch_size": args.batch_size, "max_steps": args.max_steps, "epochs": args.epochs,
         "seed": args.seed, "energy_key": args.energy_key, "forces_key": args.forces_key,
         "stress_key": args.stress_key, "virial_key": args.virial_key,
@@ -242,24 +243,10 @@ def _cmd_report(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- demo
-def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="the default quick run on the shipped data, with its table")
-    p.add_argument("--out", default="demo_out")
-    p.set_defaults(func=_cmd_demo)
-
-
-def _cmd_demo(args) -> int:
-    from optbench.demo import run_demo
-
-    run_demo(args.out)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report, _add_demo):
+    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report):
         add(sub)
     return parser
 

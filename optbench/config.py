@@ -21,6 +21,7 @@ class FinetuneConfig(BaseModel):
 
     model: str = "chgnet"
     train: Path
+    valid: Path | None = None
     tests: dict[str, Path] = Field(default_factory=dict)
     test_tags: dict[str, Literal["ID", "OOD"]] = Field(default_factory=dict)
     out: Path = Path("runs/run")

@@ -27,6 +27,7 @@ class DatasetSpec(BaseModel):
     suite: Literal["molecular", "crystal", "liquid", "interface"] | None = None
     path: Path | None = None
     train: Path | None = None
+    valid: Path | None = None
     tests: dict[str, Path] = Field(default_factory=dict)
     tags: dict[str, Literal["ID", "OOD"]] = Field(default_factory=dict)
     regime: str | None = None
@@ -159,7 +160,7 @@ def load_study(path: str | Path | None = None, preset: str | None = None) -> Stu
     base = path.parent
     for ds in data.get("datasets") or []:
         if isinstance(ds, dict):  # relative paths are relative to the study file
-            for key in ("path", "train"):
+            for key in ("path", "train", "valid"):
                 if isinstance(ds.get(key), str) and not Path(ds[key]).is_absolute():
                     ds[key] = str(base / ds[key])
             if isinstance(ds.get("tests"), dict):

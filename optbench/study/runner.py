@@ -89,7 +89,10 @@ def _cached(path: Path, compute, *args):
     if path.exists():
         return read_json(path)
     result = compute(*args)
-    write_json(path, result)
+    if result.get("status") == "failed":  # recorded for the report, retried on the next run
+        write_json(path.with_suffix(".failed.json"), result)
+    else:
+        write_json(path, result)
     return result
 
 

@@ -22,6 +22,7 @@ class ResolvedDataset:
     train: Path
     tests: dict[str, Path]
     tags: dict[str, str]
+    valid: Path | None = None
     keys: dict[str, str] = field(default_factory=dict)
     folder: Path | None = None
     manifest: dict = field(default_factory=dict)
@@ -32,8 +33,8 @@ def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
     """Concrete files of a dataset spec (suite regime, manifest folder, or explicit files)."""
     if spec.train is not None:
         tags = {n: spec.tags.get(n, "OOD" if n.lower().startswith("ood") else "ID") for n in spec.tests}
-        return ResolvedDataset(spec.name, spec.regime or "custom", spec.train, dict(spec.tests), tags, dict(spec.keys),
-                               properties=spec.properties)
+        return ResolvedDataset(spec.name, spec.regime or "custom", spec.train, dict(spec.tests), tags, spec.valid,
+                               dict(spec.keys), properties=spec.properties)
     if spec.suite is not None:
         from optbench.data import suite_path
 
@@ -44,11 +45,13 @@ def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
     if not mpath.is_file():
         raise InputError("dataset folder has no manifest.json", file=folder, field=f"datasets.{spec.name}")
     manifest = json.loads(mpath.read_text())
-    train, tests, tags = None, {}, {}
+    train, valid, tests, tags = None, None, {}, {}
     for split, info in manifest.get("splits", {}).items():
         tag = str(info.get("tag", "")).upper()
         if tag == "TRAIN":
             train = folder / info["file"]
+        elif tag == "VALID":
+            valid = folder / info["file"]
         elif tag in ("ID", "OOD"):
             tests[split] = folder / info["file"]
             tags[split] = tag
@@ -56,7 +59,7 @@ def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
         raise InputError("manifest has no split tagged 'train'", file=mpath, field="splits")
     keys = {**manifest.get("keys", {}), **spec.keys}
     return ResolvedDataset(spec.name, spec.regime or manifest.get("regime", spec.suite or "custom"), train, tests, tags,
-                           keys, folder, manifest, spec.properties)
+                           valid, keys, folder, manifest, spec.properties)
 
 
 @dataclass
@@ -88,7 +91,7 @@ def expand(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset]) 
                 for lr in grid.lrs:
                     for seed in study.seeds:
                         data = {
-                            "model": backbone, "train": ds.train, "tests": ds.tests, "test_tags": ds.tags,
+                            "model": backbone, "train": ds.train, "valid": ds.valid, "tests": ds.tests, "test_tags": ds.tags,
                             "optimizer": opt, "optimizer_kwargs": grid.kwargs, "lr": lr, "seed": seed,
                             "batch_size": study.batch_size, "max_steps": study.max_steps,
                             "max_time_s": study.max_time_s, "loss_weights": study.loss_weights.model_dump(),
