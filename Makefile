@@ -1,28 +1,40 @@
-# Set-up of a fresh machine: `make demo` or `make test`.
+# Set-up of a fresh machine: `make demo` or `make test` (both create .venv when missing).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,reference
+EXTRAS ?= dev,reference,ray,sevennet,mace
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0   # CPU build first, so no dependency pulls a CUDA torch
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	# mace-torch declares e3nn==0.4.4 (breaks sevenn, and e3nn 0.4.4 fails on torch>=2.6); it runs on the
+	# e3nn the extras install, so it comes without its declared deps (the 'mace' extra holds the rest).
+	$(PY) -m pip install -q --no-deps 'mace-torch==0.3.16'
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/optbench demo --out demo_out
+	$(VENV)/bin/optbench run --out demo_out
 
-test: install
+# The report test opens report.html in headless Chromium; install it where it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (headless browser for the report test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(PY) -m pytest -q tests
 
 lint: install
 	$(VENV)/bin/ruff check optbench tests bench
+
+bench: install
+	cd bench && ../$(PY) finetune_speed.py && ../$(PY) properties_speed.py && ../$(PY) hvp_speed.py && ../$(PY) study_scaling.py
 
 clean:
 	rm -rf $(VENV) demo_out

@@ -33,6 +33,7 @@ def _add_finetune(sub) -> None:
     p.add_argument("--config", help="YAML run config; command-line flags override it")
     p.add_argument("--model", help="backbone: chgnet, sevennet-0, mace:PATH, or a RUN_DIR")
     p.add_argument("--train", help="training extxyz file")
+    p.add_argument("--valid", help="validation extxyz file (default: --valid-fraction of --train)")
     p.add_argument("--test", action="append", type=_kv, metavar="NAME=FILE", help="named test set (repeatable); a name starting with 'ood' is tagged OOD")
     p.add_argument("--optimizer", help="registry name (adam, adamw, radam, sgd, lamb, ranger, schedulefree, lbfgs) or module:Class")
     p.add_argument("--lr", type=float)
@@ -67,7 +68,7 @@ def _cmd_finetune(args) -> int:
     from optbench.train import finetune
 
     overrides = {
-        "model": args.model, "train": args.train, "optimizer": args.optimizer, "lr": args.lr,
+        "model": args.model, "train": args.train, "valid": args.valid, "optimizer": args.optimizer, "lr": args.lr,
         "batch_size": args.batch_size, "max_steps": args.max_steps, "epochs": args.epochs,
         "seed": args.seed, "energy_key": args.energy_key, "forces_key": args.forces_key,
         "stress_key": args.stress_key, "virial_key": args.virial_key,
@@ -206,24 +207,50 @@ def _cmd_curvature(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- demo
-def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="the default quick run on the shipped data, with its table")
-    p.add_argument("--out", default="demo_out")
-    p.set_defaults(func=_cmd_demo)
+# ---------------------------------------------------------------- studies
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="run a study (the built-in quick study when no file is given)")
+    p.add_argument("study", nargs="?", help="study YAML")
+    p.add_argument("--preset", choices=["quick", "paper"], help="a built-in study instead of a file")
+    p.add_argument("--executor", choices=["local", "process", "ray"], default="local")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--out", help="study folder (default runs/<study name>)")
+    p.set_defaults(func=_cmd_run)
 
 
-def _cmd_demo(args) -> int:
-    from optbench.demo import run_demo
+def _cmd_run(args) -> int:
+    from optbench.study import load_study, run_study
 
-    run_demo(args.out)
+    if args.study and args.preset:
+        raise InputError("give a study file or --preset, not both", field="preset")
+    study = load_study(args.study, args.preset)
+    out = Path(args.out or Path("runs") / study.name)
+    run_study(study, out, executor=args.executor, workers=args.workers, address=args.address)
+    print(f"report: {out / 'report.html'}  ({out / 'report.md'}, {out / 'results.csv'})")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="rebuild a study's report from its stored results")
+    p.add_argument("folder")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from optbench.report import build_report
+
+    if not (Path(args.folder) / "study.json").is_file():
+        raise InputError("not a study folder (no study.json)", file=args.folder)
+    paths = build_report(args.folder)
+    print(f"report: {paths['html']}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_demo):
+    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report):
         add(sub)
     return parser
 

@@ -21,7 +21,9 @@ class FinetuneConfig(BaseModel):
 
     model: str = "chgnet"
     train: Path
+    valid: Path | None = None
     tests: dict[str, Path] = Field(default_factory=dict)
+    test_tags: dict[str, Literal["ID", "OOD"]] = Field(default_factory=dict)
     out: Path = Path("runs/run")
     optimizer: str = "adamw"
     optimizer_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -30,6 +32,7 @@ class FinetuneConfig(BaseModel):
     batch_size: int = Field(4, ge=1)
     max_steps: int | None = Field(300, ge=0)
     epochs: int | None = Field(None, ge=1)
+    max_time_s: float | None = Field(None, gt=0)
     seed: int = 0
     energy_key: str = "energy"
     forces_key: str = "forces"

@@ -150,9 +150,13 @@ class FinetuneRun:
         self.spec = get_spec(config.optimizer)
         keys = LabelKeys(config.energy_key, config.forces_key, config.stress_key, config.virial_key)
         self.train_frames = read_frames(config.train, keys)
+        self.valid_frames = read_frames(config.valid, keys) if config.valid else None
         self.test_frames = {name: read_frames(path, keys) for name, path in config.tests.items()}
         self.backbone = load_backbone(config.model, config.device)
-        for path, frames in [(config.train, self.train_frames), *((config.tests[n], f) for n, f in self.test_frames.items())]:
+        checks = [(config.train, self.train_frames), *((config.tests[n], f) for n, f in self.test_frames.items())]
+        if self.valid_frames is not None:
+            checks.append((config.valid, self.valid_frames))
+        for path, frames in checks:
             self.backbone.check_elements({int(z) for f in frames for z in f.atoms.numbers}, path)
         if config.loss_weights.stress > 0 and any(f.stress is not None and not f.atoms.pbc.all() for f in self.train_frames):
             raise InputError("stress labels on a non-periodic structure", file=config.train, field=config.stress_key)
@@ -175,7 +179,10 @@ class FinetuneRun:
     def _prepare(self) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        train, valid = _split(self.train_frames, cfg.valid_fraction, cfg.seed)
+        if self.valid_frames is not None:
+            train, valid = self.train_frames, self.valid_frames
+        else:
+            train, valid = _split(self.train_frames, cfg.valid_fraction, cfg.seed)
         self.train = FeaturizedSet(train, self.backbone, "train")
         self.sets = {"train": self.train}
         self.tags = {"train": "train"}
@@ -186,7 +193,7 @@ class FinetuneRun:
             self.valid = None
         for name, frames in self.test_frames.items():
             self.sets[name] = FeaturizedSet(frames, self.backbone, name)
-            self.tags[name] = tag_of(name)
+            self.tags[name] = cfg.test_tags.get(name, tag_of(name))
         self.params = self.backbone.parameters()
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
         limits = [s for s in (cfg.max_steps, cfg.epochs and cfg.epochs * self.steps_per_epoch) if s is not None]
@@ -298,6 +305,9 @@ class FinetuneRun:
                 self._ckpt("mid", state)
             if state.step % cfg.checkpoint_every == 0 or state.step == self.total_steps or state.stopped_early:
                 state.elapsed_s = time.perf_counter() - t0
+                self._ckpt("last", state)
+            if cfg.max_time_s is not None and state.elapsed_s >= cfg.max_time_s:
+                state.stopped_early = True
                 self._ckpt("last", state)
             if state.stopped_early:
                 break

@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny graphs: one intra-op thread is as fast and keeps parallel test processes from thrashing.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

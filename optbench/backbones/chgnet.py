@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +15,8 @@ from optbench.backbones.base import Backbone, Prediction
 from optbench.errors import InputError
 
 GPA_PER_EV_A3 = 160.21766208
+# CHGNet's batching calls torch.tensor() on volumes that carry grad: harmless, noisy every step.
+warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
 _PRETRAINED = ("0.3.0", "0.2.0", "r2scan")
 
 
@@ -60,11 +65,14 @@ def load(rest: str, device: str = "cpu") -> CHGNetBackbone:
     """`rest` is '' (latest pretrained), a pretrained version name, or a model file."""
     from chgnet.model import CHGNet
 
+    quiet = contextlib.redirect_stdout(io.StringIO())  # CHGNet prints its parameter count
     if rest in ("", *_PRETRAINED):
-        model = CHGNet.load(model_name=rest or "0.3.0", use_device="cpu", verbose=False)
+        with quiet:
+            model = CHGNet.load(model_name=rest or "0.3.0", use_device="cpu", verbose=False)
     else:
         path = Path(rest)
         if not path.is_file():
             raise InputError("CHGNet model file not found", file=path, field="model")
-        model = CHGNet.from_file(str(path))
+        with quiet:
+            model = CHGNet.from_file(str(path))
     return CHGNetBackbone(model, device=device, source=f"chgnet:{rest}" if rest else "chgnet")

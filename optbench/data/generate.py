@@ -1,0 +1,145 @@
+"""`optbench data generate`: build a suite dataset with the offline reference; seeded and resumable."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.io import read, write
+from tqdm import tqdm
+
+from optbench.data.manifest import sha256_file
+from optbench.data.sampling import label, roundtrip
+from optbench.data.suite import REGIMES, SIZES, reference_for
+from optbench.errors import InputError
+from optbench.io import check_writable_dir, read_json, write_json, write_text
+
+KEYS = {"energy": "energy", "forces": "forces", "stress": "stress"}
+PROGRESS = ".partial/progress.json"
+
+
+def _rng(seed: int, stream: int) -> np.random.RandomState:
+    """Independent, reproducible random stream per job (so resuming changes nothing)."""
+    return np.random.RandomState(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+def _write_frames(path: Path, frames) -> None:
+    import io
+
+    buf = io.StringIO()
+    write(buf, frames, format="extxyz")
+    write_text(path, buf.getvalue())
+
+
+def _identity(regime: str, size: str, seed: int, reference: dict, params: dict) -> dict:
+    return {"regime": regime, "size": size, "seed": seed, "reference": reference, "params": params}
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("optbench", "ase", "tblite", "pyscf", "numpy"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[pkg] = version(pkg)
+    return out
+
+
+def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int = 0, method: str | None = None,
+             properties: bool = True) -> Path:
+    """Generate (or resume) the `regime` dataset in folder `out`; returns the folder."""
+    if regime not in REGIMES:
+        raise InputError(f"unknown regime '{regime}' (choose from {', '.join(REGIMES)})", field="regime")
+    if size not in SIZES:
+        raise InputError(f"unknown size '{size}' (choose from {', '.join(SIZES)})", field="size")
+    reg = REGIMES[regime]
+    params = reg.params[size]
+    reference = reference_for(reg, method)
+    ident = _identity(regime, size, int(seed), reference, params)
+    out = check_writable_dir(out)
+    progress_path = out / PROGRESS
+    if (out / "manifest.json").is_file():
+        man = read_json(out / "manifest.json")
+        if _identity(man.get("regime"), man.get("size"), man.get("seed"), man.get("reference"), man.get("sampling")) == ident:
+            if properties and not man.get("reference_properties"):
+                from optbench.data.refprops import fill_reference_properties
+                fill_reference_properties(out)
+            return out
+        raise InputError("folder already holds a dataset made with other settings; choose another --out", file=out / "manifest.json")
+    if progress_path.is_file():
+        state = read_json(progress_path)
+        if state["identity"] != ident:
+            raise InputError("folder holds an interrupted generation with other settings; choose another --out", file=progress_path)
+        print(f"resuming {regime} ({size}) in {out}: {len(state['jobs'])} of {len(reg.jobs)} jobs done")
+    else:
+        if any(p for p in out.iterdir() if not p.name.startswith(".")):
+            raise InputError("output folder is not empty", file=out, field="--out")
+        state = {"identity": ident, "structures": {}, "jobs": {}, "splits": {}, "wall_time_s": 0.0}
+
+    t0 = time.perf_counter()
+    total = 1 + len(reg.jobs)
+    with tqdm(total=total, desc=f"generate {regime} ({size})", unit="job") as bar:
+        if not state["structures"]:
+            structs = reg.build(reference, _rng(seed, 0), params)
+            for name, atoms in structs.items():
+                rel = f"structures/{name}.extxyz"
+                _write_frames(out / rel, [roundtrip(atoms)])
+                state["structures"][name] = rel
+            t0 = _save(progress_path, state, t0)
+        bar.update(1)
+        structs = {name: read(out / rel, format="extxyz") for name, rel in state["structures"].items()}
+        for atoms in structs.values():
+            atoms.info.clear()
+        for i, job in enumerate(reg.jobs, start=1):
+            if job.name in state["jobs"] and all((out / state["splits"][s]["file"]).is_file() for s in state["jobs"][job.name]):
+                bar.update(1)
+                continue
+            produced = job.run(structs, reference, _rng(seed, i), params)
+            for split, (tag, frames) in produced.items():
+                labelled, dropped = label(frames, reference, desc=f"label {split}")
+                rel = f"{split}.extxyz"
+                _write_frames(out / rel, labelled)
+                state["splits"][split] = {"file": rel, "tag": tag, "count": len(labelled), "sha256": sha256_file(out / rel),
+                                        "scf_failures_dropped": dropped}
+            state["jobs"][job.name] = list(produced)
+            t0 = _save(progress_path, state, t0)
+            bar.update(1)
+    state["wall_time_s"] += time.perf_counter() - t0
+    manifest = {
+        "name": f"optbench-{regime}-{size}",
+        "regime": regime,
+        "size": size,
+        "seed": int(seed),
+        "description": reg.notes,
+        "reference": reference,
+        "keys": dict(KEYS),
+        "units": {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3 (ASE sign: positive in tension)"},
+        "train_split": "train",
+        "splits": {s: state["splits"][s] for s in _split_order(state)},
+        "structures": state["structures"],
+        "sampling": params,
+        "reference_properties": {},
+        "property_settings": reg.properties(params),
+        "generation": {"wall_time_s": round(state["wall_time_s"], 1), "versions": _versions(),
+                       "command": f"optbench data generate {regime} --size {size} --seed {seed} --out DIR"},
+    }
+    write_json(out / "manifest.json", manifest)
+    shutil.rmtree(out / ".partial", ignore_errors=True)
+    if properties:
+        from optbench.data.refprops import fill_reference_properties
+        fill_reference_properties(out)
+    return out
+
+
+def _split_order(state: dict) -> list[str]:
+    rank = {"train": 0, "valid": 1, "ID": 2, "OOD": 3}
+    return sorted(state["splits"], key=lambda s: (rank[state["splits"][s]["tag"]], s))
+
+
+def _save(path: Path, state: dict, t0: float) -> float:
+    state["wall_time_s"] += time.perf_counter() - t0
+    write_json(path, state)
+    return time.perf_counter()

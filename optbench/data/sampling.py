@@ -1,0 +1,143 @@
+"""Sampling with the reference: relaxation, Langevin MD, rattle/strain, rigid scans, and labelling."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+from tqdm import tqdm
+
+from optbench.data.reference import make_calculator
+
+
+def roundtrip(atoms: Atoms) -> Atoms:
+    """The structure exactly as it reads back from extxyz (positions rounded as written)."""
+    buf = io.StringIO()
+    # rounded to the written precision and -0.0 -> 0.0, so that round-off noise never reaches the file
+    bare = Atoms(numbers=atoms.numbers, positions=_clean(atoms.positions, 8), cell=_clean(atoms.cell[:], 8), pbc=atoms.pbc)
+    write(buf, bare, format="extxyz")
+    buf.seek(0)
+    back = read(buf, format="extxyz")
+    back.info = dict(atoms.info)
+    return back
+
+
+def _clean(x, decimals: int):
+    return np.round(np.asarray(x, dtype=float), decimals) + 0.0
+
+
+def label(frames: list[Atoms], reference: dict, desc: str = "label") -> tuple[list[Atoms], int]:
+    """Recompute each frame with a fresh reference calculator; attach energy (eV), forces (eV/Å),
+    stress (eV/Å^3). Frames whose SCF does not converge are dropped; returns (frames, n_dropped)."""
+    from ase.calculators.calculator import CalculationFailed
+
+    out, dropped = [], 0
+    for atoms in tqdm(frames, desc=desc, leave=False):
+        atoms = roundtrip(atoms)
+        calc = make_calculator(reference)
+        atoms.calc = calc
+        try:
+            energy = atoms.get_potential_energy()
+        except CalculationFailed:
+            dropped += 1
+            continue
+        forces = atoms.get_forces()
+        stress = atoms.get_stress(voigt=False) if atoms.pbc.all() else None
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=round(float(energy), 9), forces=_clean(forces, 8),
+            stress=None if stress is None else _clean(stress, 10),
+        )
+        out.append(atoms)
+    return out, dropped
+
+
+def relax(atoms: Atoms, reference: dict, cell: bool = False, fmax: float = 0.01, steps: int = 200) -> Atoms:
+    """Minimise with the reference (BFGS; with the cell too when `cell`); returns a new Atoms."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+
+    atoms = atoms.copy()
+    ref = {**reference, "wavefunction_restart": True}
+    atoms.calc = make_calculator(ref)
+    target = FrechetCellFilter(atoms) if cell else atoms
+    BFGS(target, logfile=None).run(fmax=fmax, steps=steps)
+    atoms.calc = None
+    return atoms
+
+
+def langevin(
+    atoms: Atoms, reference: dict, *, temperature_K: float, timestep_fs: float, n_equil: int,
+    n_frames: int, interval: int, rng: np.random.RandomState, friction: float = 0.02, desc: str = "MD",
+) -> list[Atoms]:
+    """NVT Langevin MD driven by the reference; returns `n_frames` snapshots taken every `interval` steps."""
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    atoms = atoms.copy()
+    atoms.calc = make_calculator({**reference, "wavefunction_restart": True})
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    Stationary(atoms)
+    dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=friction / units.fs, rng=rng)
+    frames = []
+    with tqdm(total=n_equil + n_frames * interval, desc=desc, leave=False) as bar:
+        for _ in range(n_equil):
+            dyn.run(1)
+            bar.update(1)
+        for _ in range(n_frames):
+            dyn.run(interval)
+            bar.update(interval)
+            snap = Atoms(numbers=atoms.numbers, positions=atoms.get_positions(wrap=atoms.pbc.all()), cell=atoms.cell, pbc=atoms.pbc)
+            snap.info["temperature_K"] = temperature_K
+            frames.append(snap)
+    return frames
+
+
+def strain(atoms: Atoms, magnitude: float, rng: np.random.RandomState) -> Atoms:
+    """Apply a random symmetric strain with components uniform in [-magnitude, magnitude]."""
+    eps = rng.uniform(-magnitude, magnitude, size=(3, 3))
+    eps = 0.5 * (eps + eps.T)
+    out = atoms.copy()
+    out.set_cell(atoms.cell @ (np.eye(3) + eps), scale_atoms=True)
+    out.info["strain_max"] = float(np.abs(eps).max())
+    return out
+
+
+def rattle(atoms: Atoms, stdev: float, rng: np.random.RandomState) -> Atoms:
+    """Gaussian displacement of every atom with standard deviation `stdev` Å."""
+    out = atoms.copy()
+    out.positions = out.positions + rng.normal(scale=stdev, size=out.positions.shape)
+    out.info["rattle_A"] = stdev
+    return out
+
+
+def dihedral_scan(atoms: Atoms, quad: tuple[int, int, int, int], n: int, mask: list[int]) -> list[Atoms]:
+    """Rigid scan of dihedral `quad` over 360 degrees in `n` steps, moving the atoms in `mask`."""
+    frames = []
+    start = atoms.get_dihedral(*quad)
+    for k in range(n):
+        a = atoms.copy()
+        a.set_dihedral(*quad, start + 360.0 * k / n, mask=mask)
+        a.info["scan"] = f"dihedral {quad}"
+        a.info["scan_value"] = float((start + 360.0 * k / n) % 360)
+        frames.append(a)
+    return frames
+
+
+def proton_transfer_scan(atoms: Atoms, donor: int, acceptor: int, proton: int, n: int) -> list[Atoms]:
+    """Move the proton linearly from 1.0 Å off the donor to 1.0 Å off the acceptor, other atoms fixed."""
+    d, a = atoms.positions[donor], atoms.positions[acceptor]
+    axis = (a - d) / np.linalg.norm(a - d)
+    length = np.linalg.norm(a - d)
+    offset = atoms.positions[proton] - d
+    perp = offset - axis * (offset @ axis)  # keep the proton's bend off the O...O line
+    frames = []
+    for x in np.linspace(1.0, length - 1.0, n):
+        f = atoms.copy()
+        f.positions[proton] = d + axis * x + perp
+        f.info["scan"] = "proton transfer"
+        f.info["scan_value"] = float(x)
+        frames.append(f)
+    return frames

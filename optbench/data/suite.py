@@ -1,0 +1,265 @@
+"""The built-in suite: per regime, the reference, the structures, the sampling jobs and the properties."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import natural_cutoffs
+
+from optbench.data import sampling as S
+from optbench.data.reference import reference_block
+from optbench.data.structures import build_crystal, build_molecule, water_box
+
+SIZES = ("small", "full")
+ID_FRACTIONS = {"train": 0.6, "valid": 0.15, "test_id": 0.25}
+
+
+@dataclass
+class Job:
+    """One resumable unit of work: produces frames for one or more splits."""
+
+    name: str
+    run: Callable  # (structures, reference, rng, p) -> {split: (tag, [Atoms])}
+
+
+@dataclass
+class Regime:
+    name: str
+    method: str
+    params: dict  # per size: every sampling setting, written to the manifest
+    build: Callable  # (reference, rng, p) -> {structure_name: Atoms}
+    jobs: list[Job]
+    properties: Callable  # p -> {structure_name: {PropertyName: settings}}
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def split_id(frames: list[Atoms], rng: np.random.RandomState) -> dict:
+    """Partition in-distribution frames into train / valid / test_id with a seeded shuffle."""
+    order = rng.permutation(len(frames))
+    n_train = int(round(ID_FRACTIONS["train"] * len(frames)))
+    n_valid = int(round(ID_FRACTIONS["valid"] * len(frames)))
+    parts = {"train": order[:n_train], "valid": order[n_train:n_train + n_valid], "test_id": order[n_train + n_valid:]}
+    tags = {"train": "train", "valid": "valid", "test_id": "ID"}
+    return {k: (tags[k], [frames[i] for i in sorted(idx)]) for k, idx in parts.items()}
+
+
+def _tag(frames, **info):
+    for f in frames:
+        f.info.update(info)
+    return frames
+
+
+# ------------------------------------------------------------------ molecular
+MOLECULES = ("ethanol", "malonaldehyde", "butane")
+
+
+def _mol_build(ref, rng, p):
+    return {m: S.relax(build_molecule(m), ref, fmax=0.005, steps=300) for m in MOLECULES}
+
+
+def _mol_md(temperature):
+    def run(structs, ref, rng, p):
+        frames = []
+        for name, atoms in structs.items():
+            frames += _tag(S.langevin(atoms, ref, temperature_K=temperature, timestep_fs=p["timestep_fs"],
+                                      n_equil=p["n_equil"], n_frames=p[f"frames_{temperature}K"], interval=p["interval"],
+                                      rng=rng, desc=f"MD {name} {temperature} K"), structure=name, config_type=f"md_{temperature}K")
+        return frames
+    return run
+
+
+def _bonded(atoms, i):
+    """Indices bonded to atom i (distance below the sum of natural covalent cutoffs; molecules only)."""
+    cut = np.array(natural_cutoffs(atoms, mult=1.2))
+    d = np.linalg.norm(atoms.positions - atoms.positions[i], axis=1)
+    return [int(j) for j in np.where((d < cut + cut[i]) & (np.arange(len(atoms)) != i))[0]]
+
+
+def _side(atoms, start, blocked):
+    """Atoms reachable from `start` without passing through `blocked` (the moving half of a torsion)."""
+    seen, todo = {start}, [start]
+    while todo:
+        for j in _bonded(atoms, todo.pop()):
+            if j != blocked and j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return sorted(seen)
+
+
+def _mol_scans(structs, ref, rng, p):
+    n = p["scan_points"]
+    frames = []
+    eth = structs["ethanol"]
+    o = int(np.where(eth.numbers == 8)[0][0])
+    h = [j for j in _bonded(eth, o) if eth.numbers[j] == 1][0]
+    c1 = [j for j in _bonded(eth, o) if eth.numbers[j] == 6][0]
+    c2 = [j for j in _bonded(eth, c1) if eth.numbers[j] == 6][0]
+    frames += _tag(S.dihedral_scan(eth, (h, o, c1, c2), n, mask=[int(i == h) for i in range(len(eth))]), structure="ethanol", config_type="torsion_scan")
+    bu = structs["butane"]
+    carbons = [int(i) for i in np.where(bu.numbers == 6)[0]]
+    ends = [c for c in carbons if sum(bu.numbers[j] == 6 for j in _bonded(bu, c)) == 1]
+    a = ends[0]
+    b = [j for j in _bonded(bu, a) if bu.numbers[j] == 6][0]
+    c = [j for j in _bonded(bu, b) if bu.numbers[j] == 6 and j != a][0]
+    d = [j for j in _bonded(bu, c) if bu.numbers[j] == 6 and j != b][0]
+    moving = set(_side(bu, c, b))
+    frames += _tag(S.dihedral_scan(bu, (a, b, c, d), n, mask=[int(i in moving) for i in range(len(bu))]), structure="butane", config_type="torsion_scan")
+    ma = structs["malonaldehyde"]
+    frames += _tag(S.proton_transfer_scan(ma, donor=0, acceptor=4, proton=5, n=n), structure="malonaldehyde", config_type="proton_transfer_scan")
+    return {"ood_scan": ("OOD", frames)}
+
+
+MOLECULAR = Regime(
+    name="molecular", method="GFN2-xTB",
+    params={
+        "small": {"timestep_fs": 0.5, "n_equil": 100, "interval": 10, "frames_300K": 20, "frames_600K": 8, "scan_points": 12},
+        "full": {"timestep_fs": 0.5, "n_equil": 1000, "interval": 40, "frames_300K": 300, "frames_600K": 100, "scan_points": 36},
+    },
+    build=_mol_build,
+    jobs=[
+        Job("id_300K", lambda s, r, g, p: split_id(_mol_md(300)(s, r, g, p), g)),
+        Job("ood_600K", lambda s, r, g, p: {"ood_600K": ("OOD", _mol_md(600)(s, r, g, p))}),
+        Job("ood_scan", _mol_scans),
+    ],
+    properties=lambda p: {m: {"vibrations": {}} for m in MOLECULES},
+    notes="gas-phase molecules; ID = 300 K Langevin MD; OOD = 600 K MD, rigid torsion scans, proton-transfer scan",
+)
+
+
+# ------------------------------------------------------------------ crystal
+CRYSTALS = ("Si", "NaCl")
+
+
+def _cry_build(ref, rng, p):
+    out = {c: S.relax(build_crystal(c, p["repeat"]), ref, cell=True, fmax=0.005) for c in CRYSTALS}
+    out["NaCl_B2"] = S.relax(build_crystal("NaCl_B2", p["repeat_b2"]), ref, cell=True, fmax=0.005)
+    return out
+
+
+def _cry_id(structs, ref, rng, p):
+    frames = []
+    for name in CRYSTALS:
+        md = S.langevin(structs[name], ref, temperature_K=300, timestep_fs=p["timestep_fs"], n_equil=p["n_equil"],
+                        n_frames=p["frames_id"], interval=p["interval"], rng=rng, desc=f"MD {name} 300 K")
+        frames += _tag([S.strain(f, p["strain_id"], rng) for f in md], structure=name, config_type="md_300K_strained")
+    return split_id(frames, rng)
+
+
+def _cry_strain(structs, ref, rng, p):
+    frames = []
+    for name in CRYSTALS:
+        for _ in range(p["frames_ood"]):
+            mag = rng.uniform(*p["strain_ood"])
+            frames += _tag([S.rattle(S.strain(structs[name], mag, rng), p["rattle"], rng)], structure=name, config_type="large_strain")
+    return {"ood_strain": ("OOD", frames)}
+
+
+def _cry_vacancy(structs, ref, rng, p):
+    frames = []
+    for name in CRYSTALS:
+        base = structs[name]
+        for _ in range(p["frames_ood"]):
+            a = base.copy()
+            drop = [int(rng.randint(len(a)))]
+            if name == "NaCl":  # Schottky pair keeps the cell neutral
+                other = 17 if a.numbers[drop[0]] == 11 else 11
+                drop.append(int(rng.choice(np.where(a.numbers == other)[0])))
+            del a[sorted(drop, reverse=True)]
+            frames += _tag([S.rattle(a, p["rattle"], rng)], structure=name, config_type="vacancy")
+    return {"ood_vacancy": ("OOD", frames)}
+
+
+def _cry_polymorph(structs, ref, rng, p):
+    base = structs["NaCl_B2"]
+    frames = [S.rattle(S.strain(base, p["strain_id"], rng), p["rattle"], rng) for _ in range(p["frames_ood"])]
+    return {"ood_polymorph": ("OOD", _tag(frames, structure="NaCl_B2", config_type="polymorph_CsCl"))}
+
+
+CRYSTAL = Regime(
+    name="crystal", method="GFN1-xTB",
+    params={
+        "small": {"repeat": 1, "repeat_b2": 2, "timestep_fs": 2.0, "n_equil": 30, "interval": 5, "frames_id": 25,
+                  "strain_id": 0.01, "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 6},
+        "full": {"repeat": 2, "repeat_b2": 3, "timestep_fs": 2.0, "n_equil": 200, "interval": 10, "frames_id": 200,
+                 "strain_id": 0.01, "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 40},
+    },
+    build=_cry_build,
+    jobs=[Job("id_300K", _cry_id), Job("ood_strain", _cry_strain), Job("ood_vacancy", _cry_vacancy), Job("ood_polymorph", _cry_polymorph)],
+    properties=lambda p: {c: {"eos": {}, "elastic": {}, "phonons": {"supercell": 3}} for c in CRYSTALS},
+    notes="Si (diamond) and NaCl (rocksalt), Gamma-point periodic xTB; ID = 300 K MD with strains up to 1%; "
+          "OOD = 3-6% strains, vacancies (Schottky pair in NaCl), CsCl-type NaCl polymorph",
+)
+
+
+# ------------------------------------------------------------------ liquid and interface
+def _water_build(name, vacuum_key=None):
+    def build(ref, rng, p):
+        vac = p.get("vacuum", 0.0)
+        box = water_box(p["molecules"], p["density"], np.random.default_rng(rng.randint(2**31)), vacuum=vac)
+        box = S.relax(box, ref, fmax=0.1, steps=60)
+        last = S.langevin(box, ref, temperature_K=300, timestep_fs=p["timestep_fs"], n_equil=p["n_equil"], n_frames=1,
+                          interval=1, rng=rng, desc=f"equilibrate {name}")[-1]
+        last.info.clear()
+        out = {name: last}
+        if "ood_density" in p:
+            dense = water_box(p["molecules"], p["ood_density"], np.random.default_rng(rng.randint(2**31)))
+            out[f"{name}_dense"] = S.relax(dense, ref, fmax=0.1, steps=60)
+        return out
+    return build
+
+
+def _water_md(struct, temperature, split, tag, frames_key, partition=False):
+    def run(structs, ref, rng, p):
+        frames = S.langevin(structs[struct], ref, temperature_K=temperature, timestep_fs=p["timestep_fs"],
+                            n_equil=p["n_equil"], n_frames=p[frames_key], interval=p["interval"], rng=rng,
+                            desc=f"MD {struct} {temperature} K")
+        frames = _tag(frames, structure=struct, config_type=f"md_{temperature}K")
+        return split_id(frames, rng) if partition else {split: (tag, frames)}
+    return run
+
+
+LIQUID = Regime(
+    name="liquid", method="GFN1-xTB",
+    params={
+        "small": {"molecules": 16, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 40,
+                  "interval": 6, "frames_id": 50, "frames_ood": 15, "property_steps": 200},
+        "full": {"molecules": 32, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 1000,
+                 "interval": 20, "frames_id": 400, "frames_ood": 100, "property_steps": 4000},
+    },
+    build=_water_build("water"),
+    jobs=[
+        Job("id_300K", _water_md("water", 300, None, None, "frames_id", partition=True)),
+        Job("ood_400K", _water_md("water", 400, "ood_400K", "OOD", "frames_ood")),
+        Job("ood_dense", _water_md("water_dense", 300, "ood_dense", "OOD", "frames_ood")),
+    ],
+    properties=lambda p: {"water": {"md": {"temperature_K": 300.0, "timestep_fs": p["timestep_fs"], "nvt_steps": p["property_steps"], "equilibration_steps": 50, "nve_steps": 50, "progress": False}}},
+    notes="periodic water box at 1.0 g/cm^3, Gamma-point xTB; ID = 300 K MD; OOD = 400 K MD and a 1.15 g/cm^3 box",
+)
+
+INTERFACE = Regime(
+    name="interface", method="GFN1-xTB",
+    params={
+        "small": {"molecules": 16, "density": 1.0, "vacuum": 12.0, "timestep_fs": 0.5, "n_equil": 40,
+                  "interval": 6, "frames_id": 50, "frames_ood": 15, "property_steps": 200},
+        "full": {"molecules": 32, "density": 1.0, "vacuum": 15.0, "timestep_fs": 0.5, "n_equil": 1000,
+                 "interval": 20, "frames_id": 400, "frames_ood": 100, "property_steps": 4000},
+    },
+    build=_water_build("water_film"),
+    jobs=[
+        Job("id_300K", _water_md("water_film", 300, None, None, "frames_id", partition=True)),
+        Job("ood_400K", _water_md("water_film", 400, "ood_400K", "OOD", "frames_ood")),
+    ],
+    properties=lambda p: {"water_film": {"interface": {"temperature_K": 300.0, "timestep_fs": p["timestep_fs"], "nvt_steps": p["property_steps"], "equilibration_steps": 50, "axis": 2, "progress": False}}},
+    notes="water film (two liquid/vapour interfaces) in a periodic slab with vacuum along z; ID = 300 K MD; OOD = 400 K MD",
+)
+
+REGIMES = {r.name: r for r in (MOLECULAR, CRYSTAL, LIQUID, INTERFACE)}
+
+
+def reference_for(regime: Regime, method: str | None = None) -> dict:
+    """The reference block of a regime (its default method unless `method` is given)."""
+    return reference_block(method or regime.method)

@@ -1,0 +1,49 @@
+"""Physical properties of any ASE calculator (pretrained, fine-tuned or the reference method).
+
+Each property is a small object: settings in the constructor, `calc(atoms, calculator) -> dict`
+of plain numbers and arrays, and `compare(result, reference) -> dict` of errors.
+"""
+
+from __future__ import annotations
+
+from optbench.properties.base import Property
+from optbench.properties.elastic import Elastic
+from optbench.properties.eos import EOS
+from optbench.properties.interface import Interface
+from optbench.properties.md import MD
+from optbench.properties.phonons import Phonons
+from optbench.properties.vibrations import Vibrations
+
+PROPERTIES: dict[str, type[Property]] = {
+    "elastic": Elastic,
+    "eos": EOS,
+    "phonons": Phonons,
+    "vibrations": Vibrations,
+    "md": MD,
+    "interface": Interface,
+}
+
+
+def get_property(name: str, settings: dict | None = None) -> Property:
+    """The property object `name` built from `settings` (defaults when None)."""
+    from optbench.errors import InputError
+
+    if name not in PROPERTIES:
+        raise InputError(f"unknown property '{name}' (known: {', '.join(PROPERTIES)})", field="property")
+    return PROPERTIES[name].from_settings(settings)
+
+
+def compare(name: str, result: dict, reference: dict) -> dict:
+    """Errors of `result` against `reference` for property `name` (see each class's `compare`)."""
+    return PROPERTIES[name].compare(result, reference)
+
+
+def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str) -> dict:
+    """Compute property `name` of `structure` with `model`; write OUT/NAME.json (and figures)."""
+    from optbench.properties.run import run_property as _run
+
+    return _run(name, model=model, structure=structure, dataset=dataset, out=out)
+
+
+__all__ = ["EOS", "MD", "PROPERTIES", "Elastic", "Interface", "Phonons", "Property", "Vibrations",
+           "compare", "get_property", "run_property"]

@@ -1,0 +1,90 @@
+"""Shared pieces of the property objects: settings, relaxation, result comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from ase import Atoms
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS
+
+from optbench.errors import InputError
+
+
+@dataclasses.dataclass
+class Property:
+    """One physical property: settings in the constructor, `calc(atoms, calculator) -> dict`.
+
+    Subclasses are dataclasses whose fields are the settings; `calc` returns plain numbers
+    and arrays (JSON-serialisable) and always includes `"settings"`, so a result (for example
+    a reference value in a dataset manifest) says how to recompute it.
+    """
+
+    name: ClassVar[str] = "property"
+
+    def settings(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any] | None) -> Property:
+        """Build the object from a settings dict (unknown keys -> InputError)."""
+        settings = dict(settings or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise InputError(f"unknown {cls.name} setting(s): {', '.join(unknown)}", field="settings")
+        return cls(**settings)
+
+    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def compare(result: dict, reference: dict) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def attach(atoms: Atoms, calculator) -> Atoms:
+    """A copy of `atoms` (no constraints kept) with `calculator` attached."""
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    return atoms
+
+
+def relax(atoms: Atoms, *, cell: bool, fmax: float, steps: int) -> dict[str, Any]:
+    """Relax positions (and the cell when `cell`) in place with ASE's BFGS.
+
+    Returns {"converged": bool, "steps": int, "fmax": eV/Å reached}.
+    """
+    target = FrechetCellFilter(atoms) if cell else atoms
+    opt = BFGS(target, logfile=None)
+    converged = bool(opt.run(fmax=fmax, steps=steps)) if steps > 0 else False
+    forces = target.get_forces()
+    return {"converged": converged, "steps": int(opt.nsteps), "fmax": float(np.sqrt((forces**2).sum(axis=1)).max())}
+
+
+def scalar_errors(result: dict, reference: dict, keys) -> dict[str, dict[str, float]]:
+    """{key: {"model", "reference", "abs", "rel"}} for each key that both dicts hold as a number."""
+    out = {}
+    for key in keys:
+        a, b = result.get(key), reference.get(key)
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or isinstance(a, bool):
+            continue
+        err = float(a) - float(b)
+        out[key] = {
+            "model": float(a),
+            "reference": float(b),
+            "abs": abs(err),
+            "rel": abs(err) / abs(b) if b != 0 else None,
+        }
+    return out

@@ -1,0 +1,190 @@
+"""Interfacial dynamics of a slab: density profile along the normal, 10-90 width, lateral diffusion."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from scipy.ndimage import gaussian_filter1d
+
+from optbench.errors import InputError
+from optbench.properties.base import Property, scalar_errors
+from optbench.properties.dynamics import (
+    StabilityLimits,
+    diffusion_coefficient,
+    msd_curve,
+    remove_com,
+    run_md,
+)
+from optbench.properties.md import AMU_PER_A3_TO_G_PER_CM3
+
+
+def centred_fractions(frac: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Fractional coordinates along the normal (T, N) shifted per frame so that the circular centre
+    of mass sits at 0.5, wrapped into [0, 1)."""
+    theta = 2 * np.pi * frac
+    centre = np.arctan2((masses * np.sin(theta)).sum(axis=1), (masses * np.cos(theta)).sum(axis=1)) / (2 * np.pi)
+    return np.mod(frac - centre[:, None] + 0.5, 1.0)
+
+
+def crossing(z: np.ndarray, rho: np.ndarray, level: float, start: int, step: int) -> float | None:
+    """z where `rho` first rises to `level`, walking from index `start` (the dilute side) by `step`,
+    linearly interpolated; None when it never does."""
+    i = start
+    while 0 <= i + step < len(rho):
+        j = i + step
+        if rho[i] < level <= rho[j]:
+            return float(z[i] + (z[j] - z[i]) * (level - rho[i]) / (rho[j] - rho[i]))
+        i = j
+    return None
+
+
+def interface_widths(z: np.ndarray, rho: np.ndarray) -> dict[str, Any]:
+    """10-90 widths (Å) of both interfaces of a centred slab profile (dense phase in the middle of
+    `z`, dilute phase at both ends), the bulk and dilute densities, and the 50 % positions.
+
+    Each crossing is the outermost one (walking in from the dilute side), so the layering of a
+    solid slab does not count as interfaces."""
+    mid = 0.5 * (rho.max() + rho.min())
+    hi, lo = float(np.median(rho[rho > mid])), float(np.median(rho[rho <= mid]))
+    for _ in range(2):  # bulk density: mean over the central half of the dense phase (averages out layering)
+        sides = _sides(z, rho, hi, lo)
+        z_lo, z_hi = sides["lower"]["z50_A"], sides["upper"]["z50_A"]
+        if z_lo is None or z_hi is None or z_hi <= z_lo:
+            break
+        quarter = 0.25 * (z_hi - z_lo)
+        inner = (z >= z_lo + quarter) & (z <= z_hi - quarter)
+        if inner.any():
+            hi = float(rho[inner].mean())
+    sides = _sides(z, rho, hi, lo)
+    widths = [s["width_A"] for s in sides.values() if s["width_A"] is not None]
+    return {"bulk_density": hi, "low_density": lo, "sides": sides,
+            "width_A": float(np.mean(widths)) if widths else None}
+
+
+def _sides(z: np.ndarray, rho: np.ndarray, hi: float, lo: float) -> dict[str, dict]:
+    delta = hi - lo
+    sides = {}
+    for side, start, step in (("lower", 0, 1), ("upper", len(rho) - 1, -1)):
+        z10, z50, z90 = (crossing(z, rho, lo + f * delta, start, step) for f in (0.1, 0.5, 0.9))
+        width = None if z90 is None or z10 is None else abs(z90 - z10)
+        sides[side] = {"width_A": width, "z50_A": z50}
+    return sides
+
+
+@dataclasses.dataclass
+class Interface(Property):
+    """Slab NVT run: mass-density profile along the normal, 10-90 interface width, lateral diffusion
+    of the interfacial layer.
+
+    Result: "profile" ("z_A" from the slab centre of mass, "density_g_cm3" time-averaged and smoothed),
+    "width_A" (mean 10-90 width of both interfaces), "widths_A" per side, "interfaces_z_A" (50 %
+    positions), "bulk_density_g_cm3", "low_density_g_cm3", "layer_atoms" (count), "lateral_msd"
+    ("lag_fs", "msd_A2"), "lateral_diffusion_A2_per_ps" of the interfacial layer and of all atoms
+    ("lateral_diffusion_all_A2_per_ps"), "stable", "verdict", "failure", "failed_at_step" (as in MD).
+    """
+
+    name = "interface"
+    axis: int = 2  # normal direction (Cartesian and lattice axis)
+    temperature_K: float = 300.0
+    timestep_fs: float = 1.0
+    friction_per_fs: float = 0.02
+    nvt_steps: int = 200
+    equilibration_steps: int = 50
+    sample_every: int = 5
+    seed: int = 0
+    bin_width: float = 0.25  # Å
+    smoothing: float = 0.5  # Å, Gaussian sigma of the profile
+    layer_width: float = 3.0  # Å, thickness of the interfacial layer centred on each 50 % position
+    max_temperature_factor: float = 5.0
+    max_force: float = 50.0
+    min_distance_factor: float = 0.5
+    bond_break_factor: float = 1.6
+    max_broken_fraction: float | None = 0.1
+    progress: bool = True
+
+    def _check(self, atoms: Atoms) -> float:
+        """Height (Å) of the cell along the normal; InputError when the cell is not a slab cell."""
+        if atoms.cell.rank < 3 or not atoms.pbc[[i for i in range(3) if i != self.axis]].all():
+            raise InputError("interface needs a 3D cell periodic in the plane of the slab", field="pbc")
+        cell = atoms.cell.array
+        lateral = [i for i in range(3) if i != self.axis]
+        if np.abs(cell[lateral, self.axis]).max() > 1e-6:
+            raise InputError(f"in-plane cell vectors must have no component along axis {self.axis}", field="cell")
+        return float(atoms.get_volume() / np.linalg.norm(np.cross(cell[lateral[0]], cell[lateral[1]])))
+
+    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+        height = self._check(atoms)
+        system = atoms.copy()
+        system.pbc = True
+        limits = StabilityLimits(self.max_temperature_factor, self.max_force, self.min_distance_factor,
+                                 self.bond_break_factor, self.max_broken_fraction)
+        traj = run_md(system, calculator, [("nvt", self.nvt_steps)], temperature_K=self.temperature_K,
+                      timestep_fs=self.timestep_fs, friction_per_fs=self.friction_per_fs, seed=self.seed,
+                      sample_every=self.sample_every, limits=limits, progress=self.progress, desc="interface md")
+        times, pos = traj.arrays("nvt")
+        keep = times >= self.equilibration_steps * self.timestep_fs
+        times, pos = times[keep], pos[keep]
+        result: dict[str, Any] = {
+            "settings": self.settings(), "stable": traj.verdict["stable"],
+            "verdict": traj.verdict["verdict"], "failure": traj.verdict["reason"],
+            "failed_at_step": traj.verdict["step"], "steps_done": traj.steps_done, "n_atoms": len(system),
+        }
+        if len(pos) == 0:
+            result.update({"profile": None, "width_A": None, "lateral_diffusion_A2_per_ps": None})
+            return result
+        masses = system.get_masses()
+        inv = np.linalg.inv(system.cell.array)
+        frac = centred_fractions((pos @ inv)[:, :, self.axis], masses)
+        n_bins = max(8, int(round(height / self.bin_width)))
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        area = system.get_volume() / height
+        hist = np.mean([np.histogram(f, bins=edges, weights=masses)[0] for f in frac], axis=0)
+        rho = hist / (area * height / n_bins) * AMU_PER_A3_TO_G_PER_CM3
+        rho = gaussian_filter1d(rho, self.smoothing / (height / n_bins), mode="wrap")
+        z = (0.5 * (edges[:-1] + edges[1:]) - 0.5) * height
+        w = interface_widths(z, rho)
+        result.update({
+            "profile": {"z_A": z, "density_g_cm3": rho},
+            "width_A": w["width_A"],
+            "widths_A": {k: v["width_A"] for k, v in w["sides"].items()},
+            "interfaces_z_A": {k: v["z50_A"] for k, v in w["sides"].items()},
+            "bulk_density_g_cm3": w["bulk_density"],
+            "low_density_g_cm3": w["low_density"],
+        })
+        lateral = [i for i in range(3) if i != self.axis]
+        rel = remove_com(pos, masses)
+        z0 = (frac[0] - 0.5) * height
+        z50 = [v for v in result["interfaces_z_A"].values() if v is not None]
+        layer = np.zeros(len(system), bool)
+        for zi in z50:
+            layer |= np.abs(z0 - zi) <= self.layer_width / 2
+        lag, msd = msd_curve(times, rel[:, layer], dims=lateral)
+        lag_all, msd_all = msd_curve(times, rel, dims=lateral)
+        result["layer_atoms"] = int(layer.sum())
+        result["lateral_msd"] = {"lag_fs": lag, "msd_A2": msd}
+        result["lateral_diffusion_A2_per_ps"] = diffusion_coefficient(lag, msd, 2)
+        result["lateral_diffusion_all_A2_per_ps"] = diffusion_coefficient(lag_all, msd_all, 2)
+        if out is not None:
+            from optbench.properties.plots import plot_curves
+
+            plot_curves(z, {"density": rho}, "z from slab centre (Å)", "density (g/cm$^3$)", Path(out) / "density_profile.png")
+        return result
+
+    @staticmethod
+    def compare(result: dict, reference: dict) -> dict[str, Any]:
+        """Profile L1 difference (relative to the reference's integral), width and diffusion errors."""
+        out: dict[str, Any] = scalar_errors(result, reference, ["width_A", "bulk_density_g_cm3", "lateral_diffusion_A2_per_ps"])
+        pa, pb = result.get("profile"), reference.get("profile")
+        if pa and pb:
+            z = np.asarray(pa["z_A"], float)
+            zb = np.asarray(pb["z_A"], float)
+            rb = np.interp(z, zb, np.asarray(pb["density_g_cm3"], float), left=0.0, right=0.0)
+            ra = np.asarray(pa["density_g_cm3"], float)
+            out["profile_L1"] = float(np.abs(ra - rb).sum() / max(rb.sum(), 1e-12))
+        out["stable_model"] = bool(result.get("stable"))
+        out["stable_reference"] = bool(reference.get("stable"))
+        return out

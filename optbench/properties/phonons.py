@@ -1,0 +1,192 @@
+"""Harmonic phonons through phonopy: band structure (seekpath path), mesh DOS, imaginary modes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import seekpath
+from ase import Atoms
+from phonopy import Phonopy
+from phonopy.phonon.band_structure import get_band_qpoints_by_seekpath
+from phonopy.structure.atoms import PhonopyAtoms
+from tqdm.auto import tqdm
+
+from optbench.errors import InputError
+from optbench.properties.base import Property, attach, relax
+
+
+def supercell_matrix(cell: np.ndarray, supercell, min_length: float) -> np.ndarray:
+    """3x3 integer supercell matrix: `supercell` as given (n, 3 ints or 3x3), or each lattice
+    vector repeated until it is at least `min_length` Å long."""
+    if supercell is None:
+        lengths = np.linalg.norm(cell, axis=1)
+        return np.diag(np.maximum(1, np.ceil(min_length / lengths - 1e-9)).astype(int))
+    arr = np.array(supercell, dtype=int)
+    if arr.ndim == 0:
+        return np.eye(3, dtype=int) * int(arr)
+    if arr.shape == (3,):
+        return np.diag(arr)
+    if arr.shape == (3, 3):
+        return arr
+    raise InputError(f"supercell must be an int, 3 ints or a 3x3 matrix, got {supercell}", field="supercell")
+
+
+def to_phonopy_atoms(atoms: Atoms) -> PhonopyAtoms:
+    return PhonopyAtoms(numbers=atoms.numbers, cell=atoms.cell.array, scaled_positions=atoms.get_scaled_positions())
+
+
+def to_ase(cell: PhonopyAtoms) -> Atoms:
+    return Atoms(numbers=cell.numbers, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
+
+
+def standard_primitive(atoms: Atoms, symprec: float) -> tuple[Atoms, dict]:
+    """seekpath's standardised primitive cell of `atoms` and its path dictionary."""
+    path = seekpath.get_path((atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers), symprec=symprec)
+    prim = Atoms(numbers=path["primitive_types"], cell=path["primitive_lattice"],
+                 scaled_positions=path["primitive_positions"], pbc=True)
+    return prim, path
+
+
+def displaced_forces(ph: Phonopy, calculator, subtract_residual: bool, progress: bool) -> np.ndarray:
+    """Forces (eV/Å) on phonopy's displaced supercells, minus those on the perfect supercell."""
+    forces = []
+    for sc in tqdm(ph.supercells_with_displacements, desc="phonon displacements", disable=not progress, leave=False):
+        forces.append(attach(to_ase(sc), calculator).get_forces())
+    forces = np.array(forces)
+    if subtract_residual:
+        forces -= attach(to_ase(ph.supercell), calculator).get_forces()[None]
+    return forces
+
+
+@dataclasses.dataclass
+class Phonons(Property):
+    """Phonon band structure and DOS (THz) from finite displacements with phonopy.
+
+    Result: "high_symmetry_THz" {label: sorted frequencies}, "high_symmetry_q" {label: reduced q},
+    "gamma_acoustic_THz" (the three acoustic frequencies at Gamma), "min_frequency_THz" (band and
+    mesh), "imaginary_modes" [{"label" or "q", "frequency_THz"}], "has_imaginary", "band"
+    (per segment: "distances" 1/Å, "frequencies" THz, "labels"), "dos" ("frequency_THz",
+    "dos" states/THz per primitive cell), "supercell_matrix", "n_displacements", "relax".
+    Negative frequencies stand for imaginary ones. With `out`, writes band.yaml, band.png, dos.png.
+    """
+
+    name = "phonons"
+    supercell: Any = None  # int, 3 ints or 3x3; None -> min_length rule on the primitive cell
+    min_length: float = 7.0  # Å
+    displacement: float = 0.01  # Å
+    mesh: tuple[int, int, int] = (12, 12, 12)
+    band_points: int = 51  # q-points per path segment
+    relax_cell: bool = True
+    fmax: float = 0.001  # eV/Å
+    relax_steps: int = 300
+    symprec: float = 1e-3
+    subtract_residual_forces: bool = True
+    imaginary_tol: float = 0.05  # THz; frequencies below -tol are imaginary (Gamma acoustic excluded)
+    progress: bool = True
+
+    def build(self, atoms: Atoms, calculator) -> tuple[Phonopy, dict, dict]:
+        """Relax, standardise and return the phonopy object with force constants (symmetrised)."""
+        if not atoms.pbc.all() or atoms.cell.rank < 3:
+            raise InputError("phonons need a structure periodic in 3D", field="pbc")
+        supercell_matrix(atoms.cell.array, self.supercell, self.min_length)  # validate before any work
+        base = attach(atoms, calculator)
+        relax_info = relax(base, cell=self.relax_cell, fmax=self.fmax, steps=self.relax_steps)
+        prim, path = standard_primitive(base, self.symprec)
+        ph = Phonopy(to_phonopy_atoms(prim), supercell_matrix=supercell_matrix(prim.cell.array, self.supercell, self.min_length),
+                     primitive_matrix=None, symprec=self.symprec)
+        ph.generate_displacements(distance=self.displacement)
+        ph.forces = displaced_forces(ph, calculator, self.subtract_residual_forces, self.progress)
+        ph.produce_force_constants()
+        ph.symmetrize_force_constants(show_drift=False)
+        return ph, path, relax_info
+
+    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+        ph, path, relax_info = self.build(atoms, calculator)
+        bands, latex_labels, connections = get_band_qpoints_by_seekpath(ph.primitive, self.band_points)
+        ph.run_band_structure(bands, labels=latex_labels, path_connections=connections)
+        band = ph.get_band_structure_dict()
+        ph.run_mesh(list(self.mesh), is_gamma_center=True)
+        ph.run_total_dos()
+        dos = ph.get_total_dos_dict()
+        mesh_freqs = ph.get_mesh_dict()["frequencies"]
+
+        labels = list(dict.fromkeys(lbl for seg in path["path"] for lbl in seg))
+        hs = {lbl: np.sort(ph.get_frequencies(path["point_coords"][lbl])) for lbl in labels}
+        gamma = np.sort(ph.get_frequencies([0.0, 0.0, 0.0]))
+        acoustic = gamma[np.argsort(np.abs(gamma))[:3]]
+        imaginary = []
+        for lbl, freqs in hs.items():
+            gamma_point = np.allclose(path["point_coords"][lbl], 0.0)
+            for f in (freqs[3:] if gamma_point else freqs):
+                if f < -self.imaginary_tol:
+                    imaginary.append({"label": lbl, "frequency_THz": float(f)})
+        band_min = min(float(np.min(f)) for f in band["frequencies"])
+        mesh_q = ph.get_mesh_dict()["qpoints"]
+        for q, freqs in zip(mesh_q, mesh_freqs, strict=True):
+            fs = np.sort(freqs)[3:] if np.allclose(q, 0.0) else freqs
+            if len(fs) and fs.min() < -self.imaginary_tol:
+                imaginary.append({"q": q, "frequency_THz": float(fs.min())})
+        result = {
+            "settings": self.settings(),
+            "high_symmetry_THz": hs,
+            "high_symmetry_q": {lbl: path["point_coords"][lbl] for lbl in labels},
+            "gamma_acoustic_THz": acoustic,
+            "gamma_acoustic_max_abs_THz": float(np.abs(acoustic).max()),
+            "min_frequency_THz": min(band_min, float(np.min(mesh_freqs))),
+            "max_frequency_THz": float(np.max(mesh_freqs)),
+            "imaginary_modes": imaginary,
+            "has_imaginary": bool(imaginary),
+            "band": {"distances": band["distances"], "frequencies": band["frequencies"],
+                     "labels": latex_labels, "path_connections": connections},
+            "dos": {"frequency_THz": dos["frequency_points"], "dos": dos["total_dos"]},
+            "supercell_matrix": ph.supercell_matrix,
+            "n_atoms_primitive": len(ph.primitive),
+            "n_atoms_supercell": len(ph.supercell),
+            "n_displacements": len(ph.supercells_with_displacements),
+            "relax": relax_info,
+        }
+        if out is not None:
+            self.write_files(ph, result, out)
+        return result
+
+    @staticmethod
+    def write_files(ph: Phonopy, result: dict, out: str | Path) -> None:
+        """band.yaml (phonopy's own writer), band.png and dos.png under `out`."""
+        from optbench.properties.plots import plot_bands, plot_dos
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=".band.", suffix=".yaml")
+        os.close(fd)
+        try:
+            ph.write_yaml_band_structure(filename=tmp)
+            os.replace(tmp, out / "band.yaml")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        plot_bands(result["band"], out / "band.png")
+        plot_dos(result["dos"], out / "dos.png")
+
+    @staticmethod
+    def compare(result: dict, reference: dict) -> dict[str, Any]:
+        """MAE (THz) of sorted frequencies at the high-symmetry points both results hold."""
+        a, b = result.get("high_symmetry_THz") or {}, reference.get("high_symmetry_THz") or {}
+        per_point, diffs = {}, []
+        for lbl in a:
+            if lbl in b and len(a[lbl]) == len(b[lbl]):
+                d = np.abs(np.asarray(a[lbl], float) - np.asarray(b[lbl], float))
+                per_point[lbl] = float(d.mean())
+                diffs.append(d)
+        out: dict[str, Any] = {"high_symmetry_MAE_THz": float(np.concatenate(diffs).mean()) if diffs else None,
+                               "per_point_MAE_THz": per_point}
+        for key in ("min_frequency_THz", "max_frequency_THz"):
+            if isinstance(result.get(key), (int, float)) and isinstance(reference.get(key), (int, float)):
+                out[key.replace("_THz", "_error_THz")] = float(result[key] - reference[key])
+        out["imaginary_model"] = bool(result.get("has_imaginary"))
+        out["imaginary_reference"] = bool(reference.get("has_imaginary"))
+        return out

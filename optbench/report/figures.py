@@ -1,0 +1,216 @@
+"""Figures of a study (PNG): learning curves, error bars, profiles, refinement, properties, spectra."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from optbench.io import read_json  # noqa: E402
+from optbench.study.aggregate import StudyData  # noqa: E402
+
+
+def _colors(names):
+    cmap = plt.get_cmap("tab10")
+    return {n: cmap(i % 10) for i, n in enumerate(names)}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(data: StudyData, out: Path) -> list[Path]:
+    colors = _colors(data.optimizers)
+    paths = []
+    for ds in data.datasets:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        for r in data.selected(ds):
+            if r["seed"] != min(x["seed"] for x in data.selected(ds, r["optimizer"])):
+                continue
+            curve = data.curve(r["trial"])
+            steps = [x for x in curve if "loss" in x]
+            valid = [x for x in curve if x.get("valid_forces_mae") is not None]
+            if steps:
+                ax1.plot([x["step"] for x in steps], [x["loss"] for x in steps], color=colors[r["optimizer"]],
+                         label=f"{r['optimizer']} ({r['lr']:g})", lw=1)
+            if valid:
+                ax2.plot([x["step"] for x in valid], [x["valid_forces_mae"] for x in valid], "o-",
+                         color=colors[r["optimizer"]], ms=3, lw=1)
+        ax1.set(yscale="log", xlabel="step", ylabel="training loss", title=f"{ds}: training loss")
+        ax2.set(xlabel="step", ylabel="validation force MAE (meV/Å)", title=f"{ds}: validation")
+        ax1.legend(fontsize=7)
+        paths.append(_save(fig, out / f"learning_curves_{ds}.png"))
+    return paths
+
+
+def error_bars(data: StudyData, out: Path) -> Path:
+    summary = data.summary()
+    datasets = data.datasets
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        rows = [s for s in summary if s["dataset"] == ds]
+        keys = [k for k in rows[0] if k.endswith(":forces_mae")] if rows else []
+        width = 0.8 / max(len(keys), 1)
+        x = np.arange(len(rows))
+        for j, key in enumerate(keys):
+            means = [r[key]["mean"] if r[key]["mean"] is not None else np.nan for r in rows]
+            cis = [r[key]["ci"] or 0 for r in rows]
+            ax.bar(x + j * width, means, width, yerr=cis, capsize=2, label=key.rsplit(":", 1)[0])
+        ax.set_xticks(x + width * (len(keys) - 1) / 2, [r["optimizer"] for r in rows], rotation=45, ha="right")
+        ax.set(ylabel="force MAE (meV/Å)", title=ds)
+        ax.legend(fontsize=7)
+    return _save(fig, out / "force_errors.png")
+
+
+def performance_profile(data: StudyData, out: Path) -> Path:
+    prof = data.performance_profile()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    colors = _colors(data.optimizers)
+    for opt, curve in prof["curves"].items():
+        ax.step(prof["tau"], curve, where="post", label=opt, color=colors[opt])
+    ax.set(xlabel="τ (error / best error)", ylabel="share of problems", ylim=(0, 1.05),
+           title=f"performance profile ({prof['n_problems']} problems)")
+    ax.legend(fontsize=7)
+    return _save(fig, out / "performance_profile.png")
+
+
+def refinement(data: StudyData, out: Path) -> Path | None:
+    rows = [g for ds in data.datasets for g in data.refinement_gain(ds)]
+    if not rows:
+        return None
+    labels = [f"{g['optimizer']}\n{g['set']}" for g in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(rows)), 3.6))
+    ax.bar(x - 0.2, [g["final"] for g in rows], 0.4, label="first-order")
+    ax.bar(x + 0.2, [g["refined"] for g in rows], 0.4, label="+ L-BFGS")
+    ax.set_xticks(x, labels, rotation=90, fontsize=6)
+    ax.set(ylabel="force MAE (meV/Å)", title="L-BFGS refinement: before / after")
+    ax.legend(fontsize=7)
+    return _save(fig, out / "refinement.png")
+
+
+def property_parity(data: StudyData, out: Path) -> Path | None:
+    """Predicted vs reference for every scalar property with a reference value."""
+    pts = []
+    base = data.folder / "analyses" / "properties"
+    for path in base.glob("*/*/*/*.json"):
+        res = read_json(path)
+        err = res.get("error_vs_reference")
+        if not isinstance(err, dict):
+            continue
+        trial = path.parent.parent.name
+        opt = "pretrained" if trial.startswith("pretrained") else next(
+            (r["optimizer"] for r in data.rows if r["trial"] == trial), None)
+        for name, item in err.items():
+            if isinstance(item, dict) and isinstance(item.get("model"), (int, float)) and isinstance(item.get("reference"), (int, float)):
+                pts.append((opt, f"{path.stem}:{name}", item["reference"], item["model"]))
+    if not pts:
+        return None
+    colors = _colors(sorted({p[0] for p in pts if p[0]}))
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for opt in colors:
+        sel = [p for p in pts if p[0] == opt]
+        ax.scatter([p[2] for p in sel], [p[3] for p in sel], s=14, label=opt, color=colors[opt])
+    lo = min(min(p[2], p[3]) for p in pts)
+    hi = max(max(p[2], p[3]) for p in pts)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set(xlabel="reference", ylabel="model", title="physical properties: parity")
+    ax.legend(fontsize=6)
+    return _save(fig, out / "property_parity.png")
+
+
+def _manifest_reference(data: StudyData, dataset: str, struct: str, prop: str) -> dict:
+    folder = data.index["datasets"].get(dataset, {}).get("folder")
+    if not folder or not (Path(folder) / "manifest.json").exists():
+        return {}
+    refs = read_json(Path(folder) / "manifest.json").get("reference_properties", {})
+    return refs.get(struct, {}).get(prop, {}) or {}
+
+
+def phonon_bands(data: StudyData, out: Path) -> list[Path]:
+    """Frequencies at the high-symmetry points of each model (dots) against reference (bars)."""
+    paths = []
+    base = data.folder / "analyses" / "properties"
+    labels = {r["trial"]: r["optimizer"] for r in data.rows}
+    for ds_dir in sorted(p for p in base.glob("*") if p.is_dir()):
+        entries = {}
+        for path in ds_dir.glob("*/*/phonons.json"):
+            pts = read_json(path).get("high_symmetry_THz")
+            if isinstance(pts, dict):
+                trial = path.parent.parent.name
+                entries[(path.parent.name, "pretrained" if trial.startswith("pretrained") else labels.get(trial, trial))] = pts
+        for struct in sorted({k[0] for k in entries}):
+            ref = _manifest_reference(data, ds_dir.name, struct, "phonons").get("high_symmetry_THz") or {}
+            models = sorted(lbl for s, lbl in entries if s == struct)
+            colors = _colors(models)
+            names = list(next(v for (s, _), v in entries.items() if s == struct))
+            fig, ax = plt.subplots(figsize=(6, 3.8))
+            for i, name in enumerate(names):
+                if name in ref:
+                    ax.hlines(np.asarray(ref[name], float).ravel(), i - 0.4, i + 0.4, colors="k", lw=1,
+                              label="reference" if i == 0 else None)
+                for j, lbl in enumerate(models):
+                    f = np.asarray(entries[(struct, lbl)].get(name, []), float).ravel()
+                    x = i - 0.3 + 0.6 * j / max(len(models) - 1, 1)
+                    ax.scatter(np.full(f.size, x), f, s=9, color=colors[lbl], label=lbl if i == 0 else None)
+            ax.set_xticks(range(len(names)), names)
+            ax.set(ylabel="frequency (THz)", title=f"{ds_dir.name} {struct}: phonons at high-symmetry points")
+            ax.legend(fontsize=6, ncol=2)
+            paths.append(_save(fig, out / f"phonons_{ds_dir.name}_{struct}.png"))
+    return paths
+
+
+def hessian_spectra(data: StudyData, out: Path) -> Path | None:
+    """Top/bottom Hessian eigenvalues per optimizer, raw and preconditioned."""
+    items = []
+    for r in data.rows:
+        for path in sorted((data.folder / "analyses" / "curvature" / r["trial"]).glob("*/curvature.json")):
+            c = read_json(path)
+            if c.get("status") == "failed":
+                continue
+            raw = _eigs(c.get("hessian"))
+            pre = _eigs(c.get("preconditioned"))
+            if raw is not None:
+                items.append((f"{r['optimizer']}\n{r['dataset']}:{path.parent.name}", raw, pre))
+    if not items:
+        return None
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(items)), 3.8))
+    for i, (_label, raw, pre) in enumerate(items):
+        ax.scatter(np.full(len(raw), i - 0.12), np.abs(raw) + 1e-12, s=10, color="C0", label="H" if i == 0 else None)
+        if pre is not None:
+            ax.scatter(np.full(len(pre), i + 0.12), np.abs(pre) + 1e-12, s=10, color="C3",
+                       label="P^1/2 H P^1/2" if i == 0 else None)
+    ax.set_xticks(range(len(items)), [x[0] for x in items], rotation=90, fontsize=6)
+    ax.set(yscale="log", ylabel="|eigenvalue|", title="Hessian spectrum (Lanczos extremes)")
+    ax.legend(fontsize=7)
+    return _save(fig, out / "hessian_spectra.png")
+
+
+def _eigs(block):
+    if not isinstance(block, dict):
+        return None
+    vals = []
+    for key in ("top", "bottom", "top_eigenvalues", "bottom_eigenvalues", "eigenvalues"):
+        v = block.get(key)
+        if isinstance(v, list):
+            vals.extend(x for x in v if isinstance(x, (int, float)) and math.isfinite(x))
+    return vals or None
+
+
+def all_figures(data: StudyData, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [*learning_curves(data, out), error_bars(data, out), performance_profile(data, out)]
+    for fn in (refinement, property_parity, hessian_spectra):
+        p = fn(data, out)
+        if p:
+            paths.append(p)
+    paths.extend(phonon_bands(data, out))
+    return paths

@@ -1,0 +1,204 @@
+"""Aggregate stored trial results: one row per trial, seed statistics, comparisons, profiles.
+
+Everything is read from the study folder, so a report can be rebuilt from stored results alone.
+Errors: forces meV/Å, energies meV/atom; times s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from optbench.io import read_json
+
+STUDY_JSON = "study.json"
+
+
+def mean_ci(values, level: float = 0.95) -> dict:
+    """Mean and half-width of the t confidence interval (None with fewer than two values)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return {"mean": None, "ci": None, "n": 0}
+    if v.size == 1:
+        return {"mean": float(v[0]), "ci": None, "n": 1}
+    half = stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    return {"mean": float(v.mean()), "ci": float(half), "n": int(v.size)}
+
+
+def flatten(prefix: str, obj, out: dict) -> dict:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(obj, (int, float, str, bool)) or obj is None:
+        out[prefix] = obj
+    return out
+
+
+def _read_curve(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+class StudyData:
+    """Everything the report needs, read from a study folder."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.index = read_json(self.folder / STUDY_JSON)
+        self.reference = self.index.get("reference_optimizer", "adamw")
+        self.rows = [self._row(r) for r in self.index["trials"]]
+
+    # ---- per trial
+    def run_dir(self, key: str) -> Path:
+        return self.folder / "trials" / key
+
+    def _row(self, plan: dict) -> dict:
+        row = dict(plan)
+        run = self.run_dir(plan["trial"])
+        res = read_json(run / "results.json") if (run / "results.json").exists() else None
+        crash = read_json(run / "crash.json") if (run / "crash.json").exists() else None
+        row["status"] = res["status"] if res else ("crashed" if crash else "missing")
+        row["error"] = crash["error"] if crash and not res else None
+        if res:
+            row["steps"] = res["steps"]
+            row["wall_time_s"] = res["wall_time_s"]
+            flatten("", res["metrics"], row)
+            if "refine" in res:
+                row["refine.status"] = res["refine"]["status"]
+        an = self.folder / "analyses"
+        fg = an / "forgetting" / f"{plan['trial']}.json"
+        if fg.exists():
+            flatten("forgetting", read_json(fg), row)
+        for path in sorted((an / "properties" / plan["dataset"] / plan["trial"]).glob("*/*.json")):
+            err = read_json(path).get("error_vs_reference")
+            if isinstance(err, dict):
+                flatten(f"property.{path.parent.name}.{path.stem}", err, row)
+        for path in sorted((an / "curvature" / plan["trial"]).glob("*/curvature.json")):
+            flatten(f"curvature.{path.parent.name}", _curvature_summary(read_json(path)), row)
+        return row
+
+    def curve(self, key: str) -> list[dict]:
+        return _read_curve(self.run_dir(key))
+
+    # ---- views
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys(r["dataset"] for r in self.rows))
+
+    @property
+    def optimizers(self) -> list[str]:
+        return list(dict.fromkeys(r["optimizer"] for r in self.rows))
+
+    def selected(self, dataset: str | None = None, optimizer: str | None = None) -> list[dict]:
+        return [r for r in self.rows if r.get("selected") and (dataset is None or r["dataset"] == dataset)
+                and (optimizer is None or r["optimizer"] == optimizer)]
+
+    def test_sets(self, dataset: str) -> dict[str, str]:
+        """Test-set name -> ID/OOD tag."""
+        return self.index["datasets"][dataset]["tags"]
+
+    def summary(self, stage: str = "final") -> list[dict]:
+        """Per dataset, backbone, optimizer (selected LR): mean and CI over seeds of each error."""
+        out = []
+        for ds in self.datasets:
+            for bb in dict.fromkeys(r["backbone"] for r in self.rows):
+                for opt in self.optimizers:
+                    rows = [r for r in self.selected(ds, opt) if r["backbone"] == bb]
+                    if not rows:
+                        continue
+                    entry = {"dataset": ds, "backbone": bb, "optimizer": opt, "lr": rows[0]["lr"],
+                             "n_seeds": len(rows), "diverged": sum(r["status"] != "completed" for r in rows)}
+                    for name, tag in self.test_sets(ds).items():
+                        for metric in ("forces_mae", "energy_mae"):
+                            entry[f"{tag}:{name}:{metric}"] = mean_ci(r.get(f"{stage}.{name}.{metric}") for r in rows)
+                    entry["wall_time_s"] = mean_ci(r.get("wall_time_s") for r in rows)
+                    out.append(entry)
+        return out
+
+    def paired(self, metric_key: str, dataset: str) -> list[dict]:
+        """Paired differences (optimizer - reference) over seeds of one metric, with a t-test."""
+        from scipy import stats
+
+        ref = {(r["backbone"], r["seed"]): r.get(metric_key) for r in self.selected(dataset, self.reference)}
+        out = []
+        for opt in self.optimizers:
+            if opt == self.reference:
+                continue
+            pairs = [(r.get(metric_key), ref.get((r["backbone"], r["seed"]))) for r in self.selected(dataset, opt)]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+            diff = [a - b for a, b in pairs]
+            ci = mean_ci(diff)
+            p = float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue) if len(pairs) >= 2 and np.std(diff) > 0 else None
+            separated = ci["ci"] is not None and abs(ci["mean"]) > ci["ci"]
+            out.append({"optimizer": opt, "mean_diff": ci["mean"], "ci": ci["ci"], "n": ci["n"], "p_value": p,
+                        "separated": separated})
+        return out
+
+    def performance_profile(self, taus=None) -> dict:
+        """Dolan-Moré profile: share of problems where an optimizer is within tau of the best."""
+        taus = np.linspace(1, 4, 61) if taus is None else np.asarray(taus)
+        problems: dict[tuple, dict[str, float]] = {}
+        for r in self.rows:
+            if not r.get("selected"):
+                continue
+            for name in self.test_sets(r["dataset"]):
+                for metric in ("forces_mae", "energy_mae"):
+                    v = r.get(f"final.{name}.{metric}")
+                    if v is None or r["status"] != "completed":
+                        v = math.inf
+                    problems.setdefault((r["dataset"], r["backbone"], r["seed"], name, metric), {})[r["optimizer"]] = v
+        ratios: dict[str, list[float]] = {o: [] for o in self.optimizers}
+        for vals in problems.values():
+            best = min(vals.values())
+            for o in self.optimizers:
+                v = vals.get(o, math.inf)
+                ratios[o].append(v / best if best > 0 and math.isfinite(best) else math.inf)
+        curves = {o: [float(np.mean(np.asarray(r) <= t)) for t in taus] for o, r in ratios.items() if r}
+        return {"tau": taus.tolist(), "curves": curves, "n_problems": len(problems)}
+
+    def time_to_target(self, dataset: str) -> list[dict]:
+        """Steps and seconds to reach the reference optimizer's best validation force MAE."""
+        out = []
+        ref_rows = {(r["backbone"], r["seed"]): r for r in self.selected(dataset, self.reference)}
+        for r in self.selected(dataset):
+            ref = ref_rows.get((r["backbone"], r["seed"]))
+            if ref is None:
+                continue
+            ref_curve = [x["valid_forces_mae"] for x in self.curve(ref["trial"]) if x.get("valid_forces_mae") is not None]
+            if not ref_curve:
+                continue
+            target = min(ref_curve)
+            hit = next((x for x in self.curve(r["trial"]) if x.get("valid_forces_mae") is not None
+                        and x["valid_forces_mae"] <= target), None)
+            out.append({"optimizer": r["optimizer"], "seed": r["seed"], "target_meV_A": target,
+                        "steps": hit["step"] if hit else None, "seconds": hit["elapsed_s"] if hit else None})
+        return out
+
+    def refinement_gain(self, dataset: str) -> list[dict]:
+        """Change of each test error from first-order 'final' to L-BFGS 'refined' (negative = better)."""
+        out = []
+        for r in self.selected(dataset):
+            for name, tag in self.test_sets(dataset).items():
+                a, b = r.get(f"final.{name}.forces_mae"), r.get(f"refined.{name}.forces_mae")
+                if a is not None and b is not None:
+                    out.append({"optimizer": r["optimizer"], "seed": r["seed"], "set": name, "tag": tag,
+                                "final": a, "refined": b, "change_pct": 100 * (b - a) / a})
+        return out
+
+
+def _curvature_summary(data: dict) -> dict:
+    """Scalars of a curvature.json worth a column: extreme eigenvalues, condition numbers, trace."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value
+        elif isinstance(value, dict):
+            for k2, v2 in value.items():
+                if isinstance(v2, (int, float)) and not isinstance(v2, bool):
+                    out[f"{key}.{k2}"] = v2
+    return out

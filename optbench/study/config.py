@@ -1,0 +1,168 @@
+"""Typed study configuration: datasets x backbones x optimizers (LR grid each) x seeds.
+
+Loaded from YAML; a validation error names the field and its line in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from optbench.errors import InputError
+from optbench.loss import LossWeights
+
+REGIMES = ("molecular", "crystal", "liquid", "interface")
+
+
+class DatasetSpec(BaseModel):
+    """One dataset: a built-in suite regime, a dataset folder with manifest.json, or explicit files."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    suite: Literal["molecular", "crystal", "liquid", "interface"] | None = None
+    path: Path | None = None
+    train: Path | None = None
+    valid: Path | None = None
+    tests: dict[str, Path] = Field(default_factory=dict)
+    tags: dict[str, Literal["ID", "OOD"]] = Field(default_factory=dict)
+    regime: str | None = None
+    keys: dict[str, str] = Field(default_factory=dict)
+    properties: list[str] | Literal["auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSpec:
+        given = [x is not None for x in (self.suite, self.path, self.train)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of suite, path (dataset folder) or train (+ tests)")
+        return self
+
+
+class OptimizerGrid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lrs: list[float] = Field(min_length=1)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("lrs")
+    @classmethod
+    def _positive(cls, lrs: list[float]) -> list[float]:
+        if any(lr <= 0 for lr in lrs):
+            raise ValueError("learning rates must be > 0")
+        return lrs
+
+
+class CurvatureSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    checkpoints: list[Literal["start", "mid", "final", "refined"]] = Field(default_factory=lambda: ["final", "refined"])
+    n_structures: int = Field(8, ge=1)
+    k: int = Field(5, ge=1)
+
+
+class StudyConfig(BaseModel):
+    """A whole optimizer comparison with an equal tuning budget per optimizer."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "study"
+    datasets: list[DatasetSpec] = Field(min_length=1)
+    backbones: list[str] = Field(default_factory=lambda: ["chgnet"], min_length=1)
+    optimizers: dict[str, OptimizerGrid] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    max_steps: int | None = Field(100, ge=1)
+    max_time_s: float | None = Field(None, gt=0)
+    batch_size: int = Field(4, ge=1)
+    loss_weights: LossWeights = Field(default_factory=LossWeights)
+    eval_every: int = Field(10, ge=1)
+    valid_fraction: float = Field(0.1, gt=0, lt=1)
+    refine: bool = True
+    refine_steps: int = Field(10, ge=1)
+    properties: bool = True
+    curvature: CurvatureSpec | None = Field(default_factory=CurvatureSpec)
+    forgetting: bool = True
+    reference_optimizer: str = "adamw"
+    threads_per_trial: int = Field(1, ge=1)
+    finetune: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fair(self) -> StudyConfig:
+        sizes = {name: len(grid.lrs) for name, grid in self.optimizers.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"unequal tuning budget: every optimizer needs the same number of learning rates, got {sizes}")
+        if self.max_steps is None and self.max_time_s is None:
+            raise ValueError("give a step budget (max_steps) or a wall-time budget (max_time_s)")
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset names must be unique, got {names}")
+        return self
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _line_map(text: str) -> dict[tuple, int]:
+    """YAML path (keys and list indices) -> 1-based line number."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node, path):
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[(*path, key.value)] = key.start_mark.line + 1
+                walk(value, (*path, key.value))
+                lines[(*path, key.value)] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _validate(data: dict, source: str, lines: dict[tuple, int] | None = None) -> StudyConfig:
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(first["loc"])
+        field = ".".join(str(p) for p in loc) or None
+        line = None
+        if lines:
+            for n in range(len(loc), -1, -1):
+                if loc[:n] in lines:
+                    line = lines[loc[:n]]
+                    break
+        where = f"{source}:{line}" if line else source
+        raise InputError(first["msg"], file=where, field=field) from None
+
+
+def load_study(path: str | Path | None = None, preset: str | None = None) -> StudyConfig:
+    """A study from a YAML file, or a built-in preset ('quick' when neither is given)."""
+    if path is None:
+        from optbench.study.presets import preset as get_preset
+
+        return _validate(get_preset(preset or "quick"), f"preset '{preset or 'quick'}'")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("study file not found", file=path)
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_map(text)
+    except yaml.YAMLError as err:
+        raise InputError(f"not valid YAML ({err})", file=path) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping at the top level", file=path)
+    base = path.parent
+    for ds in data.get("datasets") or []:
+        if isinstance(ds, dict):  # relative paths are relative to the study file
+            for key in ("path", "train", "valid"):
+                if isinstance(ds.get(key), str) and not Path(ds[key]).is_absolute():
+                    ds[key] = str(base / ds[key])
+            if isinstance(ds.get("tests"), dict):
+                ds["tests"] = {k: (str(base / v) if isinstance(v, str) and not Path(v).is_absolute() else v) for k, v in ds["tests"].items()}
+    return _validate(data, str(path), lines)

@@ -1,0 +1,198 @@
+"""Run a study: trials on an executor, LR chosen on validation, then the analyses and the report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from optbench.io import check_writable_dir, read_json, write_json, write_yaml
+from optbench.study.config import StudyConfig
+from optbench.study.executors import execute
+from optbench.study.trials import ResolvedDataset, Trial, expand, resolve_dataset
+
+STUDY_JSON = "study.json"
+ANALYSES = "analyses"
+
+
+def valid_loss(result: dict | None) -> float:
+    """Selection score of a trial: its weighted validation loss (inf when diverged/crashed)."""
+    if not result or result.get("status") != "completed":
+        return math.inf
+    block = result["metrics"]["final"].get("valid")
+    if not block:
+        return math.inf
+    e = (block.get("energy_rmse") or 0) / 1000
+    f = (block.get("forces_rmse") or 0) / 1000
+    return e * e + 10 * f * f if math.isfinite(e + f) else math.inf
+
+
+def select_lrs(trials: list[Trial], results: list[dict]) -> dict[tuple, float]:
+    """Per (dataset, backbone, optimizer): the LR with the best mean validation loss over seeds."""
+    scores: dict[tuple, dict[float, list[float]]] = {}
+    for t, r in zip(trials, results):
+        scores.setdefault((t.dataset, t.backbone, t.optimizer), {}).setdefault(t.lr, []).append(valid_loss(r))
+    chosen = {}
+    for key, by_lr in scores.items():
+        means = {lr: float(np.mean(v)) for lr, v in by_lr.items()}
+        chosen[key] = min(means, key=lambda lr: (means[lr], lr))
+    return chosen
+
+
+def _frames_outside(datasets: dict[str, ResolvedDataset], inside: str, per_set: int = 8):
+    """Structures from the other datasets of the study: the forgetting probe of `inside`."""
+    from ase.io import read
+
+    frames = []
+    for name, ds in datasets.items():
+        if name == inside:
+            continue
+        for path in ds.tests.values():
+            frames.extend(read(path, index=f":{per_set}"))
+    return frames
+
+
+def forgetting(run_dir: Path, pretrained: str, frames) -> dict:
+    """How far fine-tuning moved predictions off the pretrained model's on `frames`.
+
+    force_rms_meV_A: RMS of the force difference; energy_rms_meV_atom: RMS of the per-atom
+    energy difference after removing its mean (the E0 refit shifts energies by a constant).
+    """
+    from optbench.backbones import load_backbone
+    from optbench.data.io import Frame
+    from optbench.evaluate import predict_set
+    from optbench.loss import FeaturizedSet
+
+    out = {}
+    preds = {}
+    for label, spec in (("pretrained", pretrained), ("finetuned", str(run_dir))):
+        bb = load_backbone(spec)
+        known = bb.supported_numbers()
+        usable = [a for a in frames if set(int(z) for z in a.numbers) <= known]
+        fset = FeaturizedSet([Frame(a.copy()) for a in usable], bb)
+        preds[label] = (predict_set(bb, fset), [len(a) for a in usable])
+    (p0, n), (p1, _) = preds["pretrained"], preds["finetuned"]
+    if not n:
+        return {"n_structures": 0}
+    de = (np.array(p1["energy"]) - np.array(p0["energy"])) / np.array(n)
+    de = de - de.mean()
+    df = np.concatenate(p1["forces"]) - np.concatenate(p0["forces"])
+    out["n_structures"] = len(n)
+    out["energy_rms_meV_atom"] = float(1000 * np.sqrt(np.mean(de**2)))
+    out["force_rms_meV_A"] = float(1000 * np.sqrt(np.mean(df**2)))
+    return out
+
+
+def _cached(path: Path, compute, *args):
+    if path.exists():
+        return read_json(path)
+    result = compute(*args)
+    if result.get("status") == "failed":  # recorded for the report, retried on the next run
+        write_json(path.with_suffix(".failed.json"), result)
+    else:
+        write_json(path, result)
+    return result
+
+
+def run_analyses(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset], selected: list[Trial]) -> None:
+    """Properties, curvature and forgetting of the selected trials (and the pretrained models)."""
+    an = out / ANALYSES
+    jobs = []
+    for t in selected:
+        ds = datasets[t.dataset]
+        run_dir = Path(t.config.out)
+        if not (run_dir / "results.json").exists() or read_json(run_dir / "results.json")["status"] != "completed":
+            continue
+        if study.properties and ds.folder is not None:
+            for struct, props in _property_jobs(ds):
+                for prop in props:
+                    jobs.append(("property", t.key, str(run_dir), ds, struct, prop))
+                    jobs.append(("property", f"pretrained-{t.backbone}", t.backbone, ds, struct, prop))
+        if study.curvature is not None and t.seed == study.seeds[0]:
+            for ck in study.curvature.checkpoints:
+                if ck == "refined" and not study.refine:
+                    continue
+                jobs.append(("curvature", t.key, str(run_dir), ds, ck, None))
+        if study.forgetting and len(datasets) > 1:
+            jobs.append(("forgetting", t.key, str(run_dir), ds, t.backbone, None))
+    seen = set()
+    for kind, key, model, ds, a, b in tqdm(jobs, desc="analyses", unit="job", disable=None):
+        ident = (kind, key, ds.name, a, b)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        if kind == "property":
+            target = an / "properties" / ds.name / key / a / f"{b}.json"
+            _cached(target, _property, b, model, ds, a, target.parent)
+        elif kind == "curvature":
+            target = an / "curvature" / key / a / "curvature.json"
+            _cached(target, _curvature, model, a, ds, study, target.parent)
+        else:
+            target = an / "forgetting" / f"{key}.json"
+            _cached(target, forgetting, Path(model), a, _frames_outside(datasets, ds.name))
+
+
+def _property_jobs(ds: ResolvedDataset) -> list[tuple[str, list[str]]]:
+    refs = ds.manifest.get("reference_properties", {})
+    out = []
+    for struct in ds.manifest.get("structures", {}):
+        have = list(refs.get(struct, {}))
+        props = have if ds.properties == "auto" else [p for p in ds.properties if p in have]
+        if props:
+            out.append((struct, props))
+    return out
+
+
+def _property(name: str, model: str, ds: ResolvedDataset, struct: str, out: Path) -> dict:
+    from optbench.properties import run_property
+
+    path = ds.folder / ds.manifest["structures"][struct]
+    try:
+        return run_property(name, model=model, structure=str(path), dataset=str(ds.folder), out=str(out))
+    except Exception as err:  # a failed property is recorded, the study goes on
+        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyConfig, out: Path) -> dict:
+    from optbench.curvature import run_curvature
+
+    try:
+        return run_curvature(run_dir=run_dir, checkpoint=checkpoint, data=str(ds.train),
+                             n_structures=study.curvature.n_structures, k=study.curvature.k,
+                             gauss_newton=False, seed=0, out=str(out))
+    except Exception as err:
+        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def run_study(study: StudyConfig, out: str | Path, executor: str = "local", workers: int = 1,
+              address: str | None = None, report: bool = True) -> dict:
+    """Run (or resume) every trial and analysis of `study` under `out`; returns the study index."""
+    out = check_writable_dir(out)
+    datasets = {d.name: resolve_dataset(d) for d in study.datasets}
+    trials = expand(study, out, datasets)
+    old = out / STUDY_JSON
+    if old.exists() and read_json(old).get("study_hash") not in (None, study.hash()):
+        from optbench.errors import InputError
+
+        raise InputError("this folder holds a different study; choose another --out", file=out, field="out")
+    write_yaml(out / "study.yaml", study.model_dump(mode="json"))
+    index = {"study_hash": study.hash(), "name": study.name, "reference_optimizer": study.reference_optimizer,
+             "trials": [t.row() for t in trials], "selected_lr": {}, "datasets": {
+                 n: {"regime": d.regime, "train": str(d.train), "tests": {k: str(v) for k, v in d.tests.items()},
+                     "tags": d.tags, "folder": str(d.folder) if d.folder else None} for n, d in datasets.items()}}
+    write_json(old, index)
+    results = execute([t.config for t in trials], executor, workers, study.threads_per_trial, address)
+    chosen = select_lrs(trials, results)
+    index["selected_lr"] = {"|".join(k): v for k, v in chosen.items()}
+    selected = [t for t in trials if chosen[(t.dataset, t.backbone, t.optimizer)] == t.lr]
+    for row, t in zip(index["trials"], trials):
+        row["selected"] = t in selected
+    write_json(old, index)
+    run_analyses(study, out, datasets, selected)
+    if report:
+        from optbench.report import build_report
+
+        build_report(out)
+    return index

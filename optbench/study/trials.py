@@ -1,0 +1,106 @@
+"""Expand a study into trials: one FinetuneConfig per dataset x backbone x optimizer x LR x seed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optbench.config import FinetuneConfig
+from optbench.errors import InputError
+from optbench.study.config import DatasetSpec, StudyConfig
+
+TRIALS_DIR = "trials"
+
+
+@dataclass
+class ResolvedDataset:
+    """A dataset with concrete files; `folder` and `manifest` when it came from a dataset folder."""
+
+    name: str
+    regime: str
+    train: Path
+    tests: dict[str, Path]
+    tags: dict[str, str]
+    valid: Path | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    folder: Path | None = None
+    manifest: dict = field(default_factory=dict)
+    properties: list[str] | str = "auto"
+
+
+def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
+    """Concrete files of a dataset spec (suite regime, manifest folder, or explicit files)."""
+    if spec.train is not None:
+        tags = {n: spec.tags.get(n, "OOD" if n.lower().startswith("ood") else "ID") for n in spec.tests}
+        return ResolvedDataset(spec.name, spec.regime or "custom", spec.train, dict(spec.tests), tags, spec.valid,
+                               dict(spec.keys), properties=spec.properties)
+    if spec.suite is not None:
+        from optbench.data import suite_path
+
+        folder = Path(suite_path(spec.suite))
+    else:
+        folder = Path(spec.path)
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        raise InputError("dataset folder has no manifest.json", file=folder, field=f"datasets.{spec.name}")
+    manifest = json.loads(mpath.read_text())
+    train, valid, tests, tags = None, None, {}, {}
+    for split, info in manifest.get("splits", {}).items():
+        tag = str(info.get("tag", "")).upper()
+        if tag == "TRAIN":
+            train = folder / info["file"]
+        elif tag == "VALID":
+            valid = folder / info["file"]
+        elif tag in ("ID", "OOD"):
+            tests[split] = folder / info["file"]
+            tags[split] = tag
+    if train is None:
+        raise InputError("manifest has no split tagged 'train'", file=mpath, field="splits")
+    keys = {**manifest.get("keys", {}), **spec.keys}
+    return ResolvedDataset(spec.name, spec.regime or manifest.get("regime", spec.suite or "custom"), train, tests, tags,
+                           valid, keys, folder, manifest, spec.properties)
+
+
+@dataclass
+class Trial:
+    dataset: str
+    regime: str
+    backbone: str
+    optimizer: str
+    lr: float
+    seed: int
+    config: FinetuneConfig
+
+    @property
+    def key(self) -> str:
+        return self.config.hash()
+
+    def row(self) -> dict:
+        return {"trial": self.key, "dataset": self.dataset, "regime": self.regime, "backbone": self.backbone,
+                "optimizer": self.optimizer, "lr": self.lr, "seed": self.seed}
+
+
+def expand(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset]) -> list[Trial]:
+    """Every trial of the study, each with its run folder out/trials/<config hash>."""
+    trials = []
+    for ds_spec in study.datasets:
+        ds = datasets[ds_spec.name]
+        for backbone in study.backbones:
+            for opt, grid in study.optimizers.items():
+                for lr in grid.lrs:
+                    for seed in study.seeds:
+                        data = {
+                            "model": backbone, "train": ds.train, "valid": ds.valid, "tests": ds.tests, "test_tags": ds.tags,
+                            "optimizer": opt, "optimizer_kwargs": grid.kwargs, "lr": lr, "seed": seed,
+                            "batch_size": study.batch_size, "max_steps": study.max_steps,
+                            "max_time_s": study.max_time_s, "loss_weights": study.loss_weights.model_dump(),
+                            "eval_every": study.eval_every, "valid_fraction": study.valid_fraction,
+                            "refine": "lbfgs" if study.refine else None, "refine_steps": study.refine_steps,
+                            **{f"{k}_key": v for k, v in ds.keys.items() if k in ("energy", "forces", "stress", "virial")},
+                            **study.finetune,
+                        }
+                        cfg = FinetuneConfig.validated(data, f"study dataset '{ds.name}'")
+                        cfg = cfg.model_copy(update={"out": out / TRIALS_DIR / cfg.hash()})
+                        trials.append(Trial(ds.name, ds.regime, backbone, opt, lr, seed, cfg))
+    return trials

@@ -1,0 +1,116 @@
+"""Public-dataset registry: listing, offline failure, import with --from verified by sha256."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import write
+from ase.units import Bohr, Hartree
+
+from optbench.cli import main
+from optbench.data import dataset_files, load_manifest, read_frames
+from optbench.data.registry import PUBLIC, fetch, format_listing
+from optbench.errors import InputError
+
+
+def test_listing_names_sources_licences_keys_and_hashes():
+    text = format_listing()
+    for name in ("ethanol_revmd17", "3bpa", "acetylacetone", "water_revpbe0", "si_gap18"):
+        assert name in text
+    for regime in ("molecular", "crystal", "liquid", "interface"):
+        assert regime in text
+    assert "a26a16d8910581fa321fedc3bd3dfe31f2460e8cbfdc7a8f65243f4fd7250dd0" in text  # ethanol train.xyz
+    assert "MIT" in text and "CC BY-NC-SA 4.0" in text and "dft_force" in text
+
+
+def test_cli_list(capsys):
+    assert main(["data", "list"]) == 0
+    assert "ethanol_revmd17" in capsys.readouterr().out
+
+
+def test_offline_fetch_fails_at_once_and_says_how(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTBENCH_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="--from PATH") as err:
+        fetch("3bpa", out=tmp_path / "bpa")
+    assert time.perf_counter() - t0 < 1.0
+    assert "offline" in str(err.value)
+    assert not (tmp_path / "bpa").exists()
+
+
+def test_import_ethanol_from_local_copy(ethanol_dir, tmp_path, capsys):
+    out = tmp_path / "eth"
+    assert main(["data", "fetch", "ethanol_revmd17", "--from", str(ethanol_dir), "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    man = load_manifest(out, verify=True)
+    assert man["splits"]["train"]["count"] == 1000 and man["splits"]["test_md"]["count"] == 1000
+    assert man["splits"]["ood_h_removal"]["tag"] == "OOD" and man["sha256_pinned"] is True
+    assert [n for n, s in man["splits"].items() if s["tag"] == "train"] == ["train"]
+    assert man["alternative_train_splits"]["train_eth_meth"]["count"] == 1300
+    files = dataset_files(out)
+    assert files.train.name == "train.xyz"
+    assert set(files.tests) == {n for n, s in man["splits"].items() if s["tag"] in ("ID", "OOD")}
+    frames = read_frames(files.tests["ood_norm_mode_874"], files.keys)
+    assert len(frames) == 37 and frames[0].energy < -4000
+    from optbench.config import FinetuneConfig
+    from optbench.data import finetune_inputs
+
+    cfg = FinetuneConfig(**finetune_inputs(out))  # a valid finetune input with the manifest's keys only
+    assert cfg.train == out / "train.xyz" and "ood_dimers" in cfg.tests
+    # fetching again into the finished folder is a no-op
+    assert fetch("ethanol_revmd17", out=out, from_path=ethanol_dir) == out
+
+
+def test_tampered_copy_is_rejected(ethanol_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(ethanol_dir, copy)
+    (copy / "test_norm_mode_874.xyz").chmod(0o644)
+    with open(copy / "test_norm_mode_874.xyz", "a") as fh:
+        fh.write("\n")
+    with pytest.raises(InputError, match="sha256 mismatch") as err:
+        fetch("ethanol_revmd17", out=tmp_path / "eth", from_path=copy)
+    assert "test_norm_mode_874.xyz" in str(err.value)
+    assert not (tmp_path / "eth").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".eth")]  # nothing half-written
+
+
+def test_missing_file_and_unknown_name(ethanol_dir, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(ethanol_dir / "train.xyz", partial)
+    with pytest.raises(InputError, match="missing"):
+        fetch("ethanol_revmd17", out=tmp_path / "eth", from_path=partial)
+    with pytest.raises(InputError, match="unknown dataset"):
+        fetch("md22", out=tmp_path / "x", from_path=partial)
+
+
+def test_water_import_converts_hartree_bohr(tmp_path):
+    """The Cheng et al. file is in Hartree and Bohr: imported labels come out in eV and Å."""
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    frames = []
+    for k in range(2):
+        a = Atoms("OH2", positions=[[0, 0, 0], [1.8, 0, 0], [-0.5, 1.7, 0]], cell=[10.0] * 3, pbc=True)
+        a.info["TotEnergy"] = -17.2 - 0.01 * k
+        a.arrays["force"] = rng.normal(scale=0.01, size=(3, 3))
+        frames.append(a)
+    write(raw / "dataset_1593.xyz", frames, format="extxyz")
+    out = fetch("water_revpbe0", out=tmp_path / "water", from_path=raw)
+    man = load_manifest(out, verify=True)
+    assert man["keys"] == {"energy": "energy", "forces": "forces"} and man["sha256_pinned"] is False
+    got = read_frames(dataset_files(out).train)
+    assert got[1].energy == pytest.approx((-17.21) * Hartree, rel=1e-12)
+    assert np.allclose(got[0].forces, frames[0].arrays["force"] * Hartree / Bohr, atol=1e-7)
+    assert got[0].atoms.cell[0, 0] == pytest.approx(10.0 * Bohr)
+    assert got[0].atoms.positions[1, 0] == pytest.approx(1.8 * Bohr)
+
+
+def test_every_public_entry_is_complete():
+    for d in PUBLIC.values():
+        assert d.source.startswith("https://") and d.licence and d.citation
+        assert "train" in d.splits and {s.tag for s in d.splits.values()} <= {"train", "valid", "ID", "OOD"}

@@ -1,0 +1,110 @@
+"""The shipped small suite: complete manifests, honest labels, small files, valid fine-tuning input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optbench.data import dataset_files, finetune_inputs, load_manifest, read_frames, suite_path
+from optbench.data.reference import make_calculator
+
+REGIMES = ("molecular", "crystal", "liquid", "interface")
+FIELDS = ("name", "regime", "seed", "size", "reference", "keys", "splits", "structures", "reference_properties")
+EXPECTED_PROPERTIES = {
+    "molecular": {"ethanol": {"vibrations"}, "malonaldehyde": {"vibrations"}, "butane": {"vibrations"}},
+    # Si elastic withheld in the small set (8-atom Gamma-point GFN1 cell gives C44 < 0, see README)
+    "crystal": {"Si": {"eos", "phonons"}, "NaCl": {"elastic", "eos", "phonons"}},
+    "liquid": {"water": {"md"}},
+    "interface": {"water_film": {"interface"}},
+}
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_manifest_is_complete_and_files_match(regime):
+    folder = suite_path(regime)
+    man = load_manifest(folder, verify=True)  # sha256 of every split
+    assert all(k in man for k in FIELDS)
+    assert man["regime"] == regime and man["size"] == "small" and man["seed"] == 0
+    tags = [s["tag"] for s in man["splits"].values()]
+    assert tags.count("train") == 1 and "ID" in tags and "OOD" in tags
+    for name, split in man["splits"].items():
+        assert split["count"] == len(read_frames(folder / split["file"])) >= 5, name
+    for name, rel in man["structures"].items():
+        assert (folder / rel).is_file(), name
+    for struct, props in EXPECTED_PROPERTIES[regime].items():
+        got = man["reference_properties"][struct]
+        assert props <= set(got), (struct, set(got))
+        assert all("settings" in got[p] for p in props)
+
+
+def test_suite_is_small():
+    total = sum(p.stat().st_size for r in REGIMES for p in suite_path(r).rglob("*") if p.is_file())
+    assert total < 8e6, f"shipped suite is {total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_labels_recompute_from_the_manifest(regime):
+    """Two random frames of every split, recomputed with the manifest's reference: 1e-6 eV, eV/Å, eV/Å^3."""
+    folder = suite_path(regime)
+    man = load_manifest(folder)
+    rng = np.random.default_rng(abs(hash(regime)) % 2**32)
+    for name, split in man["splits"].items():
+        frames = read_frames(folder / split["file"])
+        for i in rng.choice(len(frames), size=min(2, len(frames)), replace=False):
+            f = frames[i]
+            atoms = f.atoms.copy()
+            atoms.calc = make_calculator(man["reference"])
+            assert atoms.get_potential_energy() == pytest.approx(f.energy, abs=1e-6), (name, i)
+            assert np.abs(atoms.get_forces() - f.forces).max() < 1e-6, (name, i)
+            if f.stress is not None:
+                assert np.abs(atoms.get_stress(voigt=False) - f.stress).max() < 1e-6, (name, i)
+
+
+def test_physics_of_the_references():
+    """Reference values against known answers for these methods' class of accuracy."""
+    crystal = load_manifest(suite_path("crystal"))["reference_properties"]
+    for name, bulk_exp in (("Si", 98.0), ("NaCl", 25.0)):  # experimental bulk moduli, GPa
+        b = crystal[name]["eos"]["B0_GPa"]
+        assert 0.4 * bulk_exp < b < 2.0 * bulk_exp, (name, b)
+    for name, top in (("Si", 15.5), ("NaCl", 5.0)):  # highest (TO) phonon frequency, THz, experiment
+        ph = crystal[name]["phonons"]
+        assert not ph["has_imaginary"] and ph["max_frequency_THz"] == pytest.approx(top, rel=0.3), name
+    nacl = crystal["NaCl"]["elastic"]  # experiment: C11 49, C12 13, C44 13 GPa
+    assert nacl["positive_definite"]
+    assert nacl["C11"] == pytest.approx(49.0, rel=0.35) and nacl["C44"] == pytest.approx(12.8, rel=0.35)
+    mol = load_manifest(suite_path("molecular"))["reference_properties"]
+    assert all(p["vibrations"]["n_imaginary"] == 0 for p in mol.values())
+    freqs = np.array(mol["ethanol"]["vibrations"]["frequencies_cm1"])
+    assert freqs.max() == pytest.approx(3650, abs=250)  # O-H stretch
+    assert max(mol["butane"]["vibrations"]["frequencies_cm1"]) == pytest.approx(3000, abs=150)  # C-H stretch
+    liquid = load_manifest(suite_path("liquid"))["reference_properties"]["water"]["md"]
+    assert liquid["stable"] and abs(liquid["nve_drift_meV_per_atom_per_ps"]) < 5
+    assert liquid["rdf_first_peak_A"] == pytest.approx(0.97, abs=0.08)  # all-pair g(r): the O-H bond
+    assert liquid["density_g_cm3"] == pytest.approx(1.0, abs=0.01)
+    film = load_manifest(suite_path("interface"))["reference_properties"]["water_film"]["interface"]
+    assert film["stable"] and 0.6 < film["bulk_density_g_cm3"] < 1.4 and film["low_density_g_cm3"] < 0.1
+    assert 0.3 < film["width_A"] < 8.0
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_dataset_gives_finetune_everything(regime):
+    files = dataset_files(suite_path(regime))
+    inputs = finetune_inputs(suite_path(regime))
+    assert inputs["train"] == files.train and files.valid is not None
+    assert any(n.startswith("ood") for n in inputs["tests"]) and any(not n.startswith("ood") for n in inputs["tests"])
+    from optbench.config import FinetuneConfig
+
+    FinetuneConfig(**inputs)  # validates
+
+
+def test_finetune_runs_on_a_shipped_dataset(tmp_path):
+    from optbench.config import FinetuneConfig
+    from optbench.train import finetune
+
+    inputs = finetune_inputs(suite_path("molecular"))
+    cfg = FinetuneConfig(**inputs, model="chgnet", max_steps=2, batch_size=4, eval_every=2, out=tmp_path / "run")
+    result = finetune(cfg)
+    assert result["status"] == "completed" and result["steps"] == 2
+    final = result["metrics"]["final"]
+    assert {"test_id", "ood_600K", "ood_scan"} <= set(final)
+    assert np.isfinite(final["ood_scan"]["forces_mae"])

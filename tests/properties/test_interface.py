@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+from ase.build import bulk, fcc111
+from ase.calculators.emt import EMT
+
+from optbench.errors import InputError
+from optbench.properties import Interface
+from optbench.properties.interface import interface_widths
+
+
+def test_tanh_profile_width_is_exact():
+    # rho = rho0/2 (1 - tanh((|z| - z0) / d)): 10-90 width = 2 d artanh(0.8)
+    z = np.linspace(-25, 25, 5001)
+    d, z0, rho0 = 1.3, 10.0, 1.0
+    rho = 0.5 * rho0 * (1 - np.tanh((np.abs(z) - z0) / d))
+    w = interface_widths(z, rho)
+    assert w["width_A"] == pytest.approx(2 * d * np.arctanh(0.8), rel=0.01)
+    assert w["sides"]["lower"]["z50_A"] == pytest.approx(-z0, abs=0.05)
+    assert w["sides"]["upper"]["z50_A"] == pytest.approx(z0, abs=0.05)
+    assert w["bulk_density"] == pytest.approx(rho0, rel=0.01)
+
+
+def test_copper_slab_profile_width_and_lateral_diffusion(tmp_path):
+    slab = fcc111("Cu", size=(3, 3, 6), vacuum=8.0)
+    res = Interface(temperature_K=600, nvt_steps=200, equilibration_steps=50, progress=False).calc(slab, EMT(), out=tmp_path)
+    assert res["stable"]
+    thickness = np.ptp(slab.positions[:, 2])  # outer layer to outer layer
+    lower, upper = res["interfaces_z_A"]["lower"], res["interfaces_z_A"]["upper"]
+    # 50 % positions about half a layer spacing outside the outer atomic planes
+    assert upper - lower == pytest.approx(thickness + 2.08, abs=1.0)
+    assert 0.2 < res["width_A"] < 2.5
+    assert res["bulk_density_g_cm3"] == pytest.approx(8.9, rel=0.1)  # copper
+    assert res["low_density_g_cm3"] < 0.05
+    assert res["layer_atoms"] == 18  # the two outer layers of 9 atoms
+    assert res["lateral_diffusion_A2_per_ps"] is not None and res["lateral_diffusion_A2_per_ps"] >= 0
+    assert (tmp_path / "density_profile.png").is_file()
+    same = Interface.compare(res, res)
+    assert same["profile_L1"] == 0 and same["width_A"]["abs"] == 0
+
+
+def test_interface_rejects_tilted_cell():
+    atoms = bulk("Cu", "fcc", a=3.6)  # primitive fcc: in-plane vectors have z components
+    with pytest.raises(InputError, match="axis"):
+        Interface().calc(atoms, EMT())
