@@ -144,6 +144,14 @@ class BackboneCalculator(Calculator):
             self.results["stress"] = full_3x3_to_voigt_6_stress(pred.stress[0].detach().cpu().double().numpy())
 
 
+def split_suffix(rest: str) -> tuple[str, str]:
+    """'NAME@SUFFIX' -> (NAME, SUFFIX) (a MACE head, a SevenNet modal); an existing file path is never split."""
+    if "@" not in rest or Path(rest).is_file():
+        return rest, ""
+    name, _, suffix = rest.rpartition("@")
+    return name, suffix
+
+
 def read_backbone_json(directory: Path) -> dict:
     with open(directory / BACKBONE_FILE) as fh:
         return json.load(fh)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from ase import Atoms
 
-from optbench.backbones.base import Backbone, Prediction
+from optbench.backbones.base import Backbone, Prediction, split_suffix
 from optbench.errors import InputError
 
 MODEL_FILE = "mace.model"
@@ -129,17 +129,9 @@ def load_model_file(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     return model
 
 
-def _split_suffix(rest: str) -> tuple[str, str]:
-    """'NAME@SUFFIX' -> (NAME, SUFFIX); an existing file path is never split."""
-    if "@" not in rest or Path(rest).is_file():
-        return rest, ""
-    name, _, suffix = rest.rpartition("@")
-    return name, suffix
-
-
 def load(rest: str, device: str = "cpu") -> MACEBackbone:
     """`rest` is a model file path or `mace-mp-SIZE`, optionally `@HEAD`."""
-    spec, head = _split_suffix(rest)
+    spec, head = split_suffix(rest)
     if not spec:
         raise InputError("MACE needs a model: --model mace:PATH or mace-mp-small|medium", field="model")
     path = _mace_mp_file(spec) if spec.startswith("mace-mp-") and not Path(spec).exists() else spec

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from ase import Atoms
 
-from optbench.backbones.base import Backbone, Prediction
+from optbench.backbones.base import Backbone, Prediction, split_suffix
 from optbench.errors import InputError
 
 CHECKPOINT_FILE = "checkpoint_sevennet.pth"
@@ -122,20 +122,12 @@ def _checkpoint_path(name: str) -> str:
         raise InputError(f"SevenNet model '{name}' is not available offline ({err}); pass a checkpoint path", field="model") from None
 
 
-def _split_suffix(rest: str) -> tuple[str, str]:
-    """'NAME@SUFFIX' -> (NAME, SUFFIX); an existing file path is never split."""
-    if "@" not in rest or Path(rest).is_file():
-        return rest, ""
-    name, _, suffix = rest.rpartition("@")
-    return name, suffix
-
-
 def load(rest: str, device: str = "cpu") -> SevenNetBackbone:
     """`rest` is a pretrained name (`sevennet-0`, `7net-l3i5`, ...) or a checkpoint path, optionally `@modal`."""
     from sevenn.checkpoint import SevenNetCheckpoint
 
     rest = rest or "sevennet-0"
-    name, modal = _split_suffix(rest)
+    name, modal = split_suffix(rest)
     cp = SevenNetCheckpoint(_checkpoint_path(name))
     model = cp.build_model()
     modal = modal or cp.config.get(_MODAL_KEY) or ""
