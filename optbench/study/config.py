@@ -60,6 +60,9 @@ class CurvatureSpec(BaseModel):
     checkpoints: list[Literal["start", "mid", "final", "refined"]] = Field(default_factory=lambda: ["final", "refined"])
     n_structures: int = Field(8, ge=1)
     k: int = Field(5, ge=1)
+    n_iter: int | None = Field(None, ge=2)  # Lanczos steps (default 2k + 10)
+    n_probes: int | None = Field(None, ge=1)  # Hutchinson probes (default k)
+    n_slq: int = Field(3, ge=1)  # stochastic Lanczos quadrature vectors
 
 
 class StudyConfig(BaseModel):

@@ -18,7 +18,7 @@ _QUICK = {
     "refine": True,
     "refine_steps": 5,
     "properties": True,
-    "curvature": {"checkpoints": ["final"], "n_structures": 4, "k": 3},
+    "curvature": {"checkpoints": ["final"], "n_structures": 4, "k": 3, "n_iter": 8, "n_probes": 2, "n_slq": 1},
     "forgetting": True,
 }
 

@@ -161,7 +161,8 @@ def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyC
     try:
         return run_curvature(run_dir=run_dir, checkpoint=checkpoint, data=str(ds.train),
                              n_structures=study.curvature.n_structures, k=study.curvature.k,
-                             gauss_newton=False, seed=0, out=str(out))
+                             gauss_newton=False, seed=0, out=str(out), n_iter=study.curvature.n_iter,
+                             n_probes=study.curvature.n_probes, n_slq=study.curvature.n_slq, progress=False)
     except Exception as err:
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
