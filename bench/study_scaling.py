@@ -1,10 +1,10 @@
 """Speed-up of a study with 2 process workers over 1 (same trials, same threads per trial).
 
-Runs a small real study (CHGNet on revMD17 ethanol, 4 optimizers, 1 LR, 1 seed) twice in fresh
+Runs a small real study (CHGNet on revMD17 ethanol, 6 optimizers, 1 LR, 1 seed) twice in fresh
 folders: sequentially, then in a 2-worker process pool, and prints the wall-time ratio.
 Target >= 1.8 on 2 cores.
 
-    python bench/study_scaling.py [--steps 40] [--n-train 64]
+    python bench/study_scaling.py [--steps 100] [--n-train 64]
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ warnings.filterwarnings("ignore")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--n-train", type=int, default=64)
-    parser.add_argument("--optimizers", default="adam,adamw,sgd,radam")
+    parser.add_argument("--optimizers", default="adam,adamw,sgd,radam,lamb,schedulefree")
     args = parser.parse_args()
     from optbench.study import StudyConfig, run_study
 
