@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_data() -> Path:
-    env = os.environ.get("OPTBENCH_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+from optbench.data import shared_data_dir as shared_data  # noqa: F401  (re-exported to the scripts)
 
 
 def best_of(fn, repeats: int = 2) -> float:

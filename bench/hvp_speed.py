@@ -12,20 +12,17 @@ Target: HVP (fresh) / gradient <= 3.0.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _data() -> Path:
-    env = os.environ.get("OPTBENCH_SHARED_DATA")
-    root = Path(env) if env else REPO.parent / "shared" / "data"
-    return root / "ethanol_revmd17" / "train.xyz"
+    from optbench.data import shared_data_dir
+
+    return shared_data_dir() / "ethanol_revmd17" / "train.xyz"
 
 
 def _timed(fn, repeats: int) -> tuple[float, object]:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from optbench.data import shared_data_dir as shared_data
+
 # Tiny graphs: one intra-op thread is as fast and keeps parallel test processes from thrashing.
 torch.set_num_threads(1)
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_data() -> Path:
-    env = os.environ.get("OPTBENCH_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Data: labelled extxyz frames in, the built-in benchmark suite, the public-dataset registry."""
 
-from optbench.data.io import Frame, LabelKeys, read_frames
+from optbench.data.io import Frame, LabelKeys, read_frames, shared_data_dir
 from optbench.data.manifest import (
     DatasetFiles,
     dataset_files,
@@ -11,4 +11,4 @@ from optbench.data.manifest import (
 )
 
 __all__ = ["DatasetFiles", "Frame", "LabelKeys", "dataset_files", "finetune_inputs", "load_manifest", "read_frames",
-           "sha256_file", "suite_path"]
+           "sha256_file", "shared_data_dir", "suite_path"]

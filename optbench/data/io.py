@@ -39,6 +39,14 @@ class Frame:
         return len(self.atoms)
 
 
+def shared_data_dir() -> Path:
+    """Folder of the reference DFT data beside a checkout: $OPTBENCH_SHARED_DATA or <repo>/../shared/data."""
+    import os
+
+    env = os.environ.get("OPTBENCH_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
 def _lookup(atoms: Atoms, key: str):
     if key in atoms.info:
         return atoms.info[key]

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 from torch import nn
 
 from optbench.backbones.base import Backbone, Prediction
+from optbench.data import shared_data_dir
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def shared_data() -> Path:
-    """Shared data folder: $OPTBENCH_SHARED_DATA or <repo>/../shared/data."""
-    env = os.environ.get("OPTBENCH_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-ETHANOL = shared_data() / "ethanol_revmd17" / "train.xyz"
+ETHANOL = shared_data_dir() / "ethanol_revmd17" / "train.xyz"
 
 
 class PairMLP(nn.Module):
