@@ -116,8 +116,8 @@ def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 PROTOCOL = ("Protocol: every optimizer gets the same number of trials (one per learning rate of its grid and seed) "
-            "and the same step budget. The learning rate of each optimizer is chosen on a validation split carved "
-            "from the training set (weighted validation loss, mean over seeds), never on a test set. Test errors are "
+            "and the same step budget. The learning rate of each optimizer is chosen on the validation split (the "
+            "dataset's own, or one carved from the training set; weighted validation loss, mean over seeds), never on a test set. Test errors are "
             "reported at that learning rate as mean and 95% t-interval over seeds. Errors: forces meV/Å (MAE over "
             "components), energies meV/atom.")
 
