@@ -4,7 +4,7 @@ Runs a small real study (CHGNet on revMD17 ethanol, 6 optimizers, 1 LR, 1 seed) 
 folders: sequentially, then in a 2-worker process pool, and prints the wall-time ratio.
 Target >= 1.8 on 2 cores.
 
-    python bench/study_scaling.py [--steps 100] [--n-train 64]
+    python bench/study_scaling.py [--steps 300] [--n-train 64]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--n-train", type=int, default=64)
     parser.add_argument("--optimizers", default="adam,adamw,sgd,radam,lamb,schedulefree")
     args = parser.parse_args()
