@@ -402,6 +402,7 @@ class FinetuneRun:
             "steps": state.step, "total_steps": self.total_steps, "epochs_completed": state.step / self.steps_per_epoch,
             "stopped_early": state.stopped_early, "best_valid_step": state.best_step,
             "wall_time_s": state.elapsed_s, "config_hash": cfg.hash(), "e0": zero["e0"],
+            "valid_loss": _valid_loss(metrics["final"]["valid"], cfg) if "valid" in metrics["final"] else None,
         }
         if cfg.refine and not state.diverged:
             t0 = time.perf_counter()

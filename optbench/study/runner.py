@@ -18,15 +18,10 @@ ANALYSES = "analyses"
 
 
 def valid_loss(result: dict | None) -> float:
-    """Selection score of a trial: its weighted validation loss (inf when diverged/crashed)."""
-    if not result or result.get("status") != "completed":
+    """Selection score of a trial: the weighted validation loss its run recorded (inf when diverged/crashed)."""
+    if not result or result.get("status") != "completed" or result.get("valid_loss") is None:
         return math.inf
-    block = result["metrics"]["final"].get("valid")
-    if not block:
-        return math.inf
-    e = (block.get("energy_rmse") or 0) / 1000
-    f = (block.get("forces_rmse") or 0) / 1000
-    return e * e + 10 * f * f if math.isfinite(e + f) else math.inf
+    return float(result["valid_loss"])
 
 
 def select_lrs(trials: list[Trial], results: list[dict]) -> dict[tuple, float]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from optbench.config import FinetuneConfig
 from optbench.errors import InputError
+from optbench.evaluate import tag_of
 from optbench.study.config import DatasetSpec, StudyConfig
 
 TRIALS_DIR = "trials"
@@ -32,7 +33,7 @@ class ResolvedDataset:
 def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
     """Concrete files of a dataset spec (suite regime, manifest folder, or explicit files)."""
     if spec.train is not None:
-        tags = {n: spec.tags.get(n, "OOD" if n.lower().startswith("ood") else "ID") for n in spec.tests}
+        tags = {n: spec.tags.get(n, tag_of(n)) for n in spec.tests}
         return ResolvedDataset(spec.name, spec.regime or "custom", spec.train, dict(spec.tests), tags, spec.valid,
                                dict(spec.keys), properties=spec.properties)
     if spec.suite is not None:
