@@ -253,7 +253,7 @@ class FinetuneRun:
         def closure():
             self.optimizer.zero_grad(set_to_none=True)
             loss, parts = compute_loss(self.backbone, batch, self.config.loss_weights)
-            loss.backward()
+            loss.backward(inputs=self.params)  # no gradients for positions or other leaves
             info["parts"] = parts
             info["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
             return loss
@@ -352,7 +352,7 @@ class FinetuneRun:
             total = 0.0
             for b, c in zip(batches, chunks):
                 loss, _ = compute_loss(self.backbone, b, cfg.loss_weights)
-                (loss * len(c) / n).backward()
+                (loss * len(c) / n).backward(inputs=self.params)
                 total += float(loss) * len(c) / n
             return torch.tensor(total)
 
