@@ -42,7 +42,7 @@ def predict_set(backbone: Backbone, fset: FeaturizedSet, batch_size: int = 16) -
     with inference(backbone):
         for start in range(0, len(fset), batch_size):
             idx = list(range(start, min(start + batch_size, len(fset))))
-            pred = backbone.predict([fset.graphs[i] for i in idx], stress=stress)
+            pred = backbone.predict([fset.graphs[i] for i in idx], stress=stress, create_graph=False)
             out["energy"].extend(pred.energy.detach().double().cpu().numpy().tolist())
             sizes = [fset.frames[i].n_atoms for i in idx]
             out["forces"].extend(np.split(pred.forces.detach().double().cpu().numpy(), np.cumsum(sizes)[:-1]))

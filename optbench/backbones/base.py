@@ -55,8 +55,13 @@ class Backbone(ABC):
         """Graph (or other cached input) of one structure; computed once, reused every epoch."""
 
     @abstractmethod
-    def predict(self, graphs: Sequence[Any], *, stress: bool = False) -> Prediction:
-        """Energies, forces (and stress) of a batch of featurized structures, differentiable."""
+    def predict(self, graphs: Sequence[Any], *, stress: bool = False, create_graph: bool = True) -> Prediction:
+        """Energies, forces (and stress) of a batch of featurized structures.
+
+        create_graph=True (training, curvature) keeps the graph of forces and stress, so a loss on
+        them can be differentiated with respect to the parameters, in train or eval mode alike;
+        False is for inference (calculators, evaluation) and skips that cost.
+        """
 
     def supported_numbers(self) -> set[int]:
         """Atomic numbers the backbone can handle."""
@@ -131,7 +136,7 @@ class BackboneCalculator(Calculator):
         self.backbone.model.eval()
         graph = self.backbone.featurize(self.atoms)
         with torch.enable_grad():
-            pred = self.backbone.predict([graph], stress=want_stress)
+            pred = self.backbone.predict([graph], stress=want_stress, create_graph=False)
         energy = float(pred.energy.detach().sum())
         self.results = {
             "energy": energy,

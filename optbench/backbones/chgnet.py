@@ -37,9 +37,9 @@ class CHGNetBackbone(Backbone):
         graph = self.model.graph_converter(structure, graph_id=None)
         return graph.to(self.device)
 
-    def predict(self, graphs: Sequence, *, stress: bool = False) -> Prediction:
+    def predict(self, graphs: Sequence, *, stress: bool = False, create_graph: bool = True) -> Prediction:
         if self.fast:
-            energy, forces, s = chgnet_fast.predict(self.model, graphs, stress=stress)
+            energy, forces, s = chgnet_fast.predict(self.model, graphs, stress=stress, create_graph=create_graph)
             n_atoms = torch.tensor([int(g.atomic_number.shape[0]) for g in graphs], device=energy.device)
             return Prediction(energy=energy, forces=forces, stress=s, n_atoms=n_atoms)
         out = self.model(list(graphs), task="efs" if stress else "ef")

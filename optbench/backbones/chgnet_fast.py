@@ -187,7 +187,7 @@ def _angle_update(layer, atom_feas, bond_feas, angle_feas, g: _Batch) -> Tensor:
     return new if layer.angle_norm is None else layer.angle_norm(new)
 
 
-def predict(model, graphs: Sequence, *, forces: bool = True, stress: bool = False):
+def predict(model, graphs: Sequence, *, forces: bool = True, stress: bool = False, create_graph: bool = True):
     """(energy (B,) eV, forces (N, 3) eV/Å or None, stress (B, 3, 3) eV/Å^3 ASE sign or None)."""
     g = _Batch(graphs, stress=stress)
     vec = g.positions[g.atom_graph[:, 0]] - (g.positions[g.atom_graph[:, 1]] + g.shift)
@@ -224,7 +224,7 @@ def predict(model, graphs: Sequence, *, forces: bool = True, stress: bool = Fals
     inputs = ([g.positions] if forces else []) + ([g.strain] if stress else [])
     if not inputs:
         return energy, None, None
-    grads = torch.autograd.grad(energy.sum(), inputs, create_graph=True)
+    grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
     f = -grads[0] if forces else None
     s = grads[-1] / g.volumes[:, None, None] if stress else None
     return energy, f, s

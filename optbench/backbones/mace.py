@@ -45,12 +45,13 @@ class MACEBackbone(Backbone):
             graph = data.AtomicData.from_config(config, z_table=self.z_table, cutoff=self.r_max, heads=self.heads)
         return graph.to(self.device)
 
-    def predict(self, graphs: Sequence, *, stress: bool = False) -> Prediction:
+    def predict(self, graphs: Sequence, *, stress: bool = False, create_graph: bool = True) -> Prediction:
         from mace.tools import torch_geometric
 
         # MACE's collate; a fresh batch each call since the model sets requires_grad on its positions.
         batch = torch_geometric.Batch.from_data_list(list(graphs)).to_dict()
-        out = self.model(batch, training=self.model.training, compute_force=True, compute_stress=stress)
+        # MACE's `training` argument only decides create_graph for forces and stress.
+        out = self.model(batch, training=create_graph, compute_force=True, compute_stress=stress)
         n_atoms = batch["ptr"][1:] - batch["ptr"][:-1]
         s = out["stress"] if stress else None  # already -virial/V: ASE sign, eV/Å^3
         return Prediction(energy=out["energy"], forces=out["forces"], stress=s, n_atoms=n_atoms)

@@ -51,13 +51,21 @@ class SevenNetBackbone(Backbone):
             graph[KEY.DATA_MODALITY] = self.modal
         return graph.to(self.device)
 
-    def predict(self, graphs: Sequence, *, stress: bool = False) -> Prediction:
+    def predict(self, graphs: Sequence, *, stress: bool = False, create_graph: bool = True) -> Prediction:
         import sevenn._keys as KEY
         from torch_geometric.data import Batch
 
         # A fresh batch each call: the model writes its outputs (and grad-enabled edge vectors) into it.
-        # Second derivatives (force/stress losses) are kept when the model is in train mode.
-        out = self.model(Batch.from_data_list(list(graphs)))
+        # SevenNet's force/stress modules keep second derivatives only in train mode: set theirs.
+        heads = [m for m in self.model.modules() if type(m).__module__ == "sevenn.nn.force_output"]
+        modes = [m.training for m in heads]
+        for m in heads:
+            m.training = create_graph
+        try:
+            out = self.model(Batch.from_data_list(list(graphs)))
+        finally:
+            for m, mode in zip(heads, modes, strict=True):
+                m.training = mode
         energy = out[KEY.PRED_TOTAL_ENERGY].reshape(-1)
         # SevenNet stores -stress (virial / volume, eV/Å^3); ASE's sign is the opposite.
         s = -_voigt_to_3x3(out[KEY.PRED_STRESS].reshape(-1, 6)) if stress else None

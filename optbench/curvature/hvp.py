@@ -51,7 +51,7 @@ class _FixedPrediction:
     def __init__(self, pred: Prediction):
         self.pred = pred
 
-    def predict(self, graphs, *, stress: bool = False) -> Prediction:
+    def predict(self, graphs, *, stress: bool = False, create_graph: bool = True) -> Prediction:
         return self.pred
 
 

@@ -262,3 +262,31 @@ def test_finetune_is_deterministic_and_resumes_after_a_crash(spec, si_train, tmp
     ours.calc = bb.calculator()
     theirs.calc = own_calculator(bb.name, tmp_path / "c" / "model" / meta["file"])
     np.testing.assert_allclose(theirs.get_forces(), ours.get_forces(), atol=1e-4)
+
+
+def test_force_and_stress_losses_reach_parameters_in_eval_mode(backbone):
+    """Curvature runs in eval mode: the force and stress terms must still give parameter gradients
+    (SevenNet and MACE only keep second derivatives in train mode unless told), identical to the
+    train-mode ones; create_graph=False is the cheap inference path without them."""
+    atoms = silicon(seed=3)
+    graphs = [backbone.featurize(atoms)]
+    params = [p for p in backbone.model.parameters() if p.requires_grad]
+
+    def force_stress_grad(train: bool):
+        backbone.model.train(train)
+        try:
+            pred = backbone.predict(graphs, stress=True)
+            loss = (pred.forces**2).sum() + 1e3 * (pred.stress**2).sum()
+            return torch.autograd.grad(loss, params, allow_unused=True)
+        finally:
+            backbone.model.eval()
+
+    g_eval, g_train = force_stress_grad(False), force_stress_grad(True)
+    norm = sum(float(g.norm()) for g in g_eval if g is not None)
+    assert norm > 0
+    for a, b in zip(g_eval, g_train, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * norm)
+    fast = backbone.predict(graphs, stress=True, create_graph=False)
+    assert fast.forces.grad_fn is None

@@ -39,7 +39,7 @@ class ToyBackbone(Backbone):
     def featurize(self, atoms):
         return {"pos": torch.as_tensor(atoms.positions, dtype=torch.float64), "z": torch.as_tensor(atoms.numbers)}
 
-    def predict(self, graphs, *, stress: bool = False) -> Prediction:
+    def predict(self, graphs, *, stress: bool = False, create_graph: bool = True) -> Prediction:
         energies, forces = [], []
         for g in graphs:
             pos = g["pos"].clone().requires_grad_(True)
