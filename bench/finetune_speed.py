@@ -87,8 +87,8 @@ def bare_epoch_time(atoms_list, batch_size: int, repeats: int, fast: bool = Fals
             idx = order[k : k + batch_size]
             batch = [graphs[i] for i in idx]
             if fast:
-                energy, f, _ = chgnet_fast.predict(model, batch)
-                energy = energy / torch.tensor([len(g.atomic_number) for g in batch])
+                pred = chgnet_fast.predict(model, batch)
+                energy, f = pred.energy / pred.n_atoms, pred.forces
             else:
                 pred = model(batch, task="ef")
                 energy, f = pred["e"], torch.cat(pred["f"])

@@ -39,9 +39,7 @@ class CHGNetBackbone(Backbone):
 
     def predict(self, graphs: Sequence, *, stress: bool = False, create_graph: bool = True) -> Prediction:
         if self.fast:
-            energy, forces, s = chgnet_fast.predict(self.model, graphs, stress=stress, create_graph=create_graph)
-            n_atoms = torch.tensor([int(g.atomic_number.shape[0]) for g in graphs], device=energy.device)
-            return Prediction(energy=energy, forces=forces, stress=s, n_atoms=n_atoms)
+            return chgnet_fast.predict(self.model, graphs, stress=stress, create_graph=create_graph)
         out = self.model(list(graphs), task="efs" if stress else "ef")
         n_atoms = out["atoms_per_graph"]
         energy = out["e"] * n_atoms  # CHGNet is intensive: eV/atom -> eV

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from optbench.backbones.base import Prediction
+
 
 def _first_linear(mlp: nn.Module) -> tuple[nn.Linear, list[nn.Module]] | None:
     """(first Linear of an MLP, the modules after it), or None when the MLP has another shape."""
@@ -40,13 +42,13 @@ def _is_noop(module: nn.Module) -> bool:
     return isinstance(module, nn.Identity) or (isinstance(module, nn.Dropout) and module.p == 0)
 
 
-def supports(model: nn.Module, *, magmom: bool = False) -> bool:
+def supports(model: nn.Module) -> bool:
     """Whether `predict` reproduces this model's forward exactly."""
     try:
         from chgnet.model.layers import AngleUpdate, AtomConv, BondConv, GraphPooling
     except ImportError:  # pragma: no cover - chgnet is a core dependency
         return False
-    if magmom or not getattr(model, "mlp_first", False) or not isinstance(model.pooling, GraphPooling):
+    if not getattr(model, "mlp_first", False) or not isinstance(model.pooling, GraphPooling):
         return False
     if model.pooling.average:
         return False
@@ -87,7 +89,6 @@ class _Batch:
         bond_graphs = [g.bond_graph.reshape(-1, 5) for g in graphs]
         # columns: center atom, undirected bond i, directed bond i, undirected bond j, directed bond j
         self.bond_graph = torch.cat([bg + offs[i] for i, bg in enumerate(bond_graphs)])
-        self.n_undirected = sum(n_und)
 
         frac = torch.cat([g.atom_frac_coord for g in graphs]).detach()
         lattice = torch.stack([g.lattice for g in graphs]).detach()
@@ -187,8 +188,8 @@ def _angle_update(layer, atom_feas, bond_feas, angle_feas, g: _Batch) -> Tensor:
     return new if layer.angle_norm is None else layer.angle_norm(new)
 
 
-def predict(model, graphs: Sequence, *, forces: bool = True, stress: bool = False, create_graph: bool = True):
-    """(energy (B,) eV, forces (N, 3) eV/Å or None, stress (B, 3, 3) eV/Å^3 ASE sign or None)."""
+def predict(model, graphs: Sequence, *, stress: bool = False, create_graph: bool = True) -> Prediction:
+    """Energy (B,) eV, forces (N, 3) eV/Å and, with `stress`, stress (B, 3, 3) eV/Å^3 (ASE sign)."""
     g = _Batch(graphs, stress=stress)
     vec = g.positions[g.atom_graph[:, 0]] - (g.positions[g.atom_graph[:, 1]] + g.shift)
     length = torch.linalg.vector_norm(vec, dim=1)
@@ -221,10 +222,7 @@ def predict(model, graphs: Sequence, *, forces: bool = True, stress: bool = Fals
     if model.composition_model is not None:
         comp = model.composition_model(list(graphs))  # eV/atom when the model is intensive
         energy = energy + (comp * g.n_atoms if model.is_intensive else comp)
-    inputs = ([g.positions] if forces else []) + ([g.strain] if stress else [])
-    if not inputs:
-        return energy, None, None
+    inputs = [g.positions, g.strain] if stress else [g.positions]
     grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
-    f = -grads[0] if forces else None
-    s = grads[-1] / g.volumes[:, None, None] if stress else None
-    return energy, f, s
+    s = grads[1] / g.volumes[:, None, None] if stress else None
+    return Prediction(energy=energy, forces=-grads[0], stress=s, n_atoms=g.n_atoms)

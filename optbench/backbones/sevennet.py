@@ -40,6 +40,8 @@ class SevenNetBackbone(Backbone):
         self.cutoff = float(config[KEY.CUTOFF])
         self.modal = modal
         model.set_is_batch_data(True)  # predict() always feeds torch_geometric batches
+        # SevenNet's force/stress modules keep second derivatives only in train mode (see predict).
+        self._force_heads = [m for m in model.modules() if type(m).__module__ == "sevenn.nn.force_output"]
 
     def featurize(self, atoms: Atoms):
         import sevenn._keys as KEY
@@ -56,15 +58,14 @@ class SevenNetBackbone(Backbone):
         from torch_geometric.data import Batch
 
         # A fresh batch each call: the model writes its outputs (and grad-enabled edge vectors) into it.
-        # SevenNet's force/stress modules keep second derivatives only in train mode: set theirs.
-        heads = [m for m in self.model.modules() if type(m).__module__ == "sevenn.nn.force_output"]
-        modes = [m.training for m in heads]
-        for m in heads:
+        # The force/stress modules' train flag is what decides create_graph: set it for this call.
+        modes = [m.training for m in self._force_heads]
+        for m in self._force_heads:
             m.training = create_graph
         try:
             out = self.model(Batch.from_data_list(list(graphs)))
         finally:
-            for m, mode in zip(heads, modes, strict=True):
+            for m, mode in zip(self._force_heads, modes, strict=True):
                 m.training = mode
         energy = out[KEY.PRED_TOTAL_ENERGY].reshape(-1)
         # SevenNet stores -stress (virial / volume, eV/Å^3); ASE's sign is the opposite.

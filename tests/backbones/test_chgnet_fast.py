@@ -42,7 +42,9 @@ def _compare(model, graphs):
     ref = model(graphs, task="efs")
     n = ref["atoms_per_graph"]
     e_ref, f_ref, s_ref = ref["e"] * n, torch.cat(ref["f"]), torch.stack(ref["s"]) / GPA
-    e, f, s = chgnet_fast.predict(model, graphs, stress=True)
+    pred = chgnet_fast.predict(model, graphs, stress=True)
+    e, f, s = pred.energy, pred.forces, pred.stress
+    torch.testing.assert_close(pred.n_atoms, n)
     torch.testing.assert_close(e, e_ref, atol=2e-5 * float(n.max()), rtol=1e-5)
     torch.testing.assert_close(f, f_ref, atol=5e-5, rtol=1e-4)
     torch.testing.assert_close(s, s_ref, atol=5e-7, rtol=1e-4)

@@ -174,23 +174,34 @@ def test_elements_outside_the_model_are_rejected(backbone):
 
 
 def test_force_and_stress_losses_reach_the_parameters(backbone):
-    """Training mode keeps the graph of forces and stress, so their losses backprop (create_graph)."""
+    """The graph of forces and stress is kept (create_graph), so their losses backprop, in train mode
+    and in eval mode alike (curvature runs in eval mode; SevenNet and MACE only keep second
+    derivatives in train mode unless told), with identical gradients; create_graph=False is the
+    cheap inference path without that graph."""
     frames = [Frame(atoms=a, energy=-10.0, forces=np.full((len(a), 3), 0.1), stress=np.eye(3) * 1e-3)
               for a in (silicon(0),)]
     data = FeaturizedSet(frames, backbone)
     params = backbone.parameters()
-    backbone.model.train()
+    grads = {}
     try:
-        grads = {}
-        for term in ("forces", "stress"):
-            weights = LossWeights(energy=0.0, forces=float(term == "forces"), stress=float(term == "stress"))
-            loss, _ = compute_loss(backbone, data.batch([0]), weights)
-            grads[term] = torch.autograd.grad(loss, params, allow_unused=True)
+        for train in (True, False):
+            backbone.model.train(train)
+            for term in ("forces", "stress"):
+                weights = LossWeights(energy=0.0, forces=float(term == "forces"), stress=float(term == "stress"))
+                loss, _ = compute_loss(backbone, data.batch([0]), weights)
+                grads[term, train] = torch.autograd.grad(loss, params, allow_unused=True)
     finally:
         backbone.model.eval()
-    for term, g in grads.items():
-        norm = sum(float(x.abs().sum()) for x in g if x is not None)
+    for term in ("forces", "stress"):
+        norm = sum(float(x.abs().sum()) for x in grads[term, True] if x is not None)
         assert np.isfinite(norm) and norm > 0, term
+        scale = sum(float(x.norm()) for x in grads[term, True] if x is not None)
+        for a, b in zip(grads[term, False], grads[term, True], strict=True):
+            assert (a is None) == (b is None), term
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * scale)
+    inference = backbone.predict(data.batch([0]).graphs, stress=True, create_graph=False)
+    assert inference.forces.grad_fn is None
 
 
 # ---------------------------------------------------------------- through the fine-tuning loop
@@ -263,30 +274,3 @@ def test_finetune_is_deterministic_and_resumes_after_a_crash(spec, si_train, tmp
     theirs.calc = own_calculator(bb.name, tmp_path / "c" / "model" / meta["file"])
     np.testing.assert_allclose(theirs.get_forces(), ours.get_forces(), atol=1e-4)
 
-
-def test_force_and_stress_losses_reach_parameters_in_eval_mode(backbone):
-    """Curvature runs in eval mode: the force and stress terms must still give parameter gradients
-    (SevenNet and MACE only keep second derivatives in train mode unless told), identical to the
-    train-mode ones; create_graph=False is the cheap inference path without them."""
-    atoms = silicon(seed=3)
-    graphs = [backbone.featurize(atoms)]
-    params = [p for p in backbone.model.parameters() if p.requires_grad]
-
-    def force_stress_grad(train: bool):
-        backbone.model.train(train)
-        try:
-            pred = backbone.predict(graphs, stress=True)
-            loss = (pred.forces**2).sum() + 1e3 * (pred.stress**2).sum()
-            return torch.autograd.grad(loss, params, allow_unused=True)
-        finally:
-            backbone.model.eval()
-
-    g_eval, g_train = force_stress_grad(False), force_stress_grad(True)
-    norm = sum(float(g.norm()) for g in g_eval if g is not None)
-    assert norm > 0
-    for a, b in zip(g_eval, g_train, strict=True):
-        assert (a is None) == (b is None)
-        if a is not None:
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * norm)
-    fast = backbone.predict(graphs, stress=True, create_graph=False)
-    assert fast.forces.grad_fn is None
