@@ -54,6 +54,16 @@ def _plain(value):
     return value
 
 
+def is_periodic_3d(atoms: Atoms) -> bool:
+    return bool(atoms.pbc.all()) and atoms.cell.rank == 3
+
+
+def require_periodic_3d(atoms: Atoms, needs: str) -> None:
+    """InputError '<needs> a structure periodic in 3D' (field pbc) unless `atoms` is one."""
+    if not is_periodic_3d(atoms):
+        raise InputError(f"{needs} a structure periodic in 3D", field="pbc")
+
+
 def attach(atoms: Atoms, calculator) -> Atoms:
     """A copy of `atoms` (no constraints kept) with `calculator` attached."""
     atoms = atoms.copy()

@@ -12,7 +12,7 @@ from ase.units import GPa
 from tqdm.auto import tqdm
 
 from optbench.errors import InputError
-from optbench.properties.base import Property, attach, relax, scalar_errors
+from optbench.properties.base import Property, attach, relax, require_periodic_3d, scalar_errors
 
 # Voigt index -> tensor pair (0=xx, 1=yy, 2=zz, 3=yz, 4=xz, 5=xy)
 _VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
@@ -64,8 +64,7 @@ class Elastic(Property):
     progress: bool = True
 
     def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
-        if not atoms.pbc.all() or atoms.cell.rank < 3:
-            raise InputError("elastic constants need a structure periodic in 3D", field="pbc")
+        require_periodic_3d(atoms, "elastic constants need")
         for label, strains in (("normal_strains", self.normal_strains), ("shear_strains", self.shear_strains)):
             if len(set(strains)) < 2:
                 raise InputError(f"need at least two distinct strain values, got {list(strains)}", field=label)

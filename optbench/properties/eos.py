@@ -13,7 +13,7 @@ from ase.units import GPa
 from tqdm.auto import tqdm
 
 from optbench.errors import InputError
-from optbench.properties.base import Property, attach, relax, scalar_errors
+from optbench.properties.base import Property, attach, relax, require_periodic_3d, scalar_errors
 
 
 @dataclasses.dataclass
@@ -35,8 +35,7 @@ class EOS(Property):
     progress: bool = True
 
     def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
-        if not atoms.pbc.all() or atoms.cell.rank < 3:
-            raise InputError("an equation of state needs a structure periodic in 3D", field="pbc")
+        require_periodic_3d(atoms, "an equation of state needs")
         if self.n_points < 5:
             raise InputError(f"need at least 5 volumes for a 4-parameter fit, got {self.n_points}", field="n_points")
         base = attach(atoms, calculator)

@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.geometry.rdf import get_rdf
 
 from optbench.errors import InputError
-from optbench.properties.base import Property, scalar_errors
+from optbench.properties.base import Property, is_periodic_3d, scalar_errors
 from optbench.properties.dynamics import (
     StabilityLimits,
     diffusion_coefficient,
@@ -25,7 +25,7 @@ AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 
 def density_g_cm3(atoms: Atoms) -> float | None:
     """Mass density (g/cm^3) of a 3D-periodic cell; None otherwise."""
-    if not atoms.pbc.all() or atoms.cell.rank < 3:
+    if not is_periodic_3d(atoms):
         return None
     return float(atoms.get_masses().sum() / atoms.get_volume() * AMU_PER_A3_TO_G_PER_CM3)
 

@@ -17,7 +17,7 @@ from phonopy.structure.atoms import PhonopyAtoms
 from tqdm.auto import tqdm
 
 from optbench.errors import InputError
-from optbench.properties.base import Property, attach, relax
+from optbench.properties.base import Property, attach, relax, require_periodic_3d
 
 
 def supercell_matrix(cell: np.ndarray, supercell, min_length: float) -> np.ndarray:
@@ -91,8 +91,7 @@ class Phonons(Property):
 
     def build(self, atoms: Atoms, calculator) -> tuple[Phonopy, dict, dict]:
         """Relax, standardise and return the phonopy object with force constants (symmetrised)."""
-        if not atoms.pbc.all() or atoms.cell.rank < 3:
-            raise InputError("phonons need a structure periodic in 3D", field="pbc")
+        require_periodic_3d(atoms, "phonons need")
         supercell_matrix(atoms.cell.array, self.supercell, self.min_length)  # validate before any work
         base = attach(atoms, calculator)
         relax_info = relax(base, cell=self.relax_cell, fmax=self.fmax, steps=self.relax_steps)

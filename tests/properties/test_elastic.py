@@ -72,8 +72,11 @@ def test_chgnet_stress_and_forces_match_finite_differences(chgnet):
     assert np.abs(voigt_6_to_full_3x3_stress(s) - voigt_6_to_full_3x3_stress(s_num)).max() < 2e-3  # eV/Å^3 (0.3 GPa)
 
 
-def test_elastic_rejects_molecule():
+@pytest.mark.parametrize("prop", ["Elastic", "EOS", "Phonons"])
+def test_bulk_properties_reject_a_molecule(prop):
     from ase.build import molecule
 
-    with pytest.raises(InputError, match="periodic"):
-        Elastic().calc(molecule("H2O"), EMT())
+    import optbench.properties as properties
+
+    with pytest.raises(InputError, match="a structure periodic in 3D"):
+        getattr(properties, prop)().calc(molecule("H2O"), EMT())
