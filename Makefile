@@ -6,14 +6,28 @@ EXTRAS ?= dev,reference,ray,sevennet,mace
 
 .PHONY: install demo test lint bench browser clean
 
+# torch build: TORCH=cpu (default) takes PyTorch's CPU wheel index when it answers, else pip's configured
+# sources (a local wheel folder, or PyPI, whose Linux x86_64 wheel is the CUDA build); TORCH=cuda takes PyPI's.
+TORCH ?= cpu
+TORCH_VERSION := 2.13.0
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0   # CPU build first, so no dependency pulls a CUDA torch
+	@# torch first, so that no dependency chooses its build
+	@if [ "$(TORCH)" = cpu ] && $(PY) -c "import urllib.request as u; u.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=10)" 2>/dev/null; then \
+	  echo "installing torch $(TORCH_VERSION), CPU build, from $(TORCH_CPU_INDEX)"; \
+	  $(PY) -m pip install -q torch==$(TORCH_VERSION) --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple; \
+	else \
+	  echo "installing torch $(TORCH_VERSION) from pip's configured sources (TORCH=$(TORCH); PyTorch's CPU index not used)"; \
+	  $(PY) -m pip install -q torch==$(TORCH_VERSION); \
+	fi
+	@$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda or 'none (CPU build)')"
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	# mace-torch declares e3nn==0.4.4 (breaks sevenn, and e3nn 0.4.4 fails on torch>=2.6); it runs on the
 	# e3nn the extras install, so it comes without its declared deps (the 'mace' extra holds the rest).
-	$(PY) -m pip install -q --no-deps 'mace-torch==0.3.16'
+	$(PY) -m pip install -q --no-deps "mace-torch==$$($(PY) -c 'from optbench.backbones import MACE_TORCH_VERSION as v; print(v)')"
 	touch $@
 
 install: $(VENV)/.installed
@@ -21,10 +35,11 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/optbench run --out demo_out
 
-# The report test opens report.html in headless Chromium; install it where it is missing.
+# The report test opens report.html in headless Chromium; where it is missing, make test installs Debian's
+# chromium with apt-get (needs root; it says so first). Install it yourself to skip this step.
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  { echo "installing chromium (headless browser for the report test)"; \
+	  { echo "make test: chromium is missing; installing Debian's chromium with apt-get (headless browser for the report test)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: install browser

@@ -57,6 +57,14 @@ def load_backbone(spec: str | Path, device: str = "cpu") -> Backbone:
     return _load(head, rest, device, spec)
 
 
+# mace-torch pins e3nn==0.4.4 (breaks sevenn and torch>=2.6): its runtime deps come with the `mace` extra and
+# mace-torch itself without deps (make install does both).
+MACE_TORCH_VERSION = "0.3.16"
+_INSTALL_HINT = {
+    "mace": f"install with: pip install 'optbench[mace]' && pip install --no-deps 'mace-torch=={MACE_TORCH_VERSION}'",
+}
+
+
 def _load(head: str, rest: str, device: str, spec) -> Backbone:
     if head not in _ADAPTERS:
         raise InputError(f"unknown model '{spec}' (known: {', '.join(sorted(_ADAPTERS))}, or a run folder)", field="model")
@@ -64,7 +72,7 @@ def _load(head: str, rest: str, device: str, spec) -> Backbone:
     try:
         mod = importlib.import_module(module)
     except ImportError as err:
-        raise InputError(f"backbone '{head}' needs an extra that is not installed ({err}); try pip install 'optbench[{head}]'", field="model") from None
+        raise InputError(f"backbone '{head}' needs an extra that is not installed ({err}); {_INSTALL_HINT.get(head, f'pip install optbench[{head}]')}", field="model") from None
     return getattr(mod, func)(rest, device)
 
 

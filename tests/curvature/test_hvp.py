@@ -37,7 +37,7 @@ def test_hutchinson_trace_within_5_percent(toy):
     exact = float(torch.trace(dense_hessian(bb, fs, w)))
     plain = hutchinson_trace(op, op.dim, n_probes=60, seed=1)
     assert abs(plain["trace"] - exact) < 4 * plain["stderr"]  # unbiased, but noisy: H is indefinite
-    run = lanczos(op, op.dim, n_iter=30, seed=2, return_vectors=True)
+    run = lanczos(op, op.dim, n_iter=40, seed=2, return_vectors=True)
     est = hutchinson_trace(op, op.dim, n_probes=30, seed=1, deflate=run.basis, deflate_trace=run.alphas.sum())
     assert abs(est["trace"] - exact) < 0.05 * abs(exact)
     assert abs(est["trace"] - exact) < 4 * est["stderr"] + 1e-9 * abs(exact)

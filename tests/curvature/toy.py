@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from optbench.backbones.base import Backbone, Prediction
-from optbench.data import shared_data_dir
 
-ETHANOL = shared_data_dir() / "ethanol_revmd17" / "train.xyz"
+ETHANOL = Path(__file__).parents[1] / "fixtures" / "ethanol_revmd17_mini" / "train.xyz"
 
 
 class PairMLP(nn.Module):

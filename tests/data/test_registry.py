@@ -42,9 +42,9 @@ def test_offline_fetch_fails_at_once_and_says_how(tmp_path, monkeypatch):
     assert not (tmp_path / "bpa").exists()
 
 
-def test_import_ethanol_from_local_copy(ethanol_dir, tmp_path, capsys):
+def test_import_ethanol_from_local_copy(ethanol_full_dir, tmp_path, capsys):
     out = tmp_path / "eth"
-    assert main(["data", "fetch", "ethanol_revmd17", "--from", str(ethanol_dir), "--out", str(out)]) == 0
+    assert main(["data", "fetch", "ethanol_revmd17", "--from", str(ethanol_full_dir), "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
     man = load_manifest(out, verify=True)
     assert man["splits"]["train"]["count"] == 1000 and man["splits"]["test_md"]["count"] == 1000
@@ -62,12 +62,12 @@ def test_import_ethanol_from_local_copy(ethanol_dir, tmp_path, capsys):
     cfg = FinetuneConfig(**finetune_inputs(out))  # a valid finetune input with the manifest's keys only
     assert cfg.train == out / "train.xyz" and "ood_dimers" in cfg.tests
     # fetching again into the finished folder is a no-op
-    assert fetch("ethanol_revmd17", out=out, from_path=ethanol_dir) == out
+    assert fetch("ethanol_revmd17", out=out, from_path=ethanol_full_dir) == out
 
 
-def test_tampered_copy_is_rejected(ethanol_dir, tmp_path):
+def test_tampered_copy_is_rejected(ethanol_full_dir, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(ethanol_dir, copy)
+    shutil.copytree(ethanol_full_dir, copy)
     (copy / "test_norm_mode_874.xyz").chmod(0o644)
     with open(copy / "test_norm_mode_874.xyz", "a") as fh:
         fh.write("\n")

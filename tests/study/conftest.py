@@ -10,9 +10,9 @@ from ase.io import read, write
 @pytest.fixture(scope="session")
 def study_files(ethanol_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("study_data")
-    write(folder / "train.xyz", read(ethanol_dir / "train.xyz", index="0:160:10"), format="extxyz")
-    write(folder / "id.xyz", read(ethanol_dir / "test_MD.xyz", index="0:40:10"), format="extxyz")
-    write(folder / "ood.xyz", read(ethanol_dir / "test_H_removal.xyz", index="0:60:15"), format="extxyz")
+    write(folder / "train.xyz", read(ethanol_dir / "train.xyz", index=":16"), format="extxyz")
+    write(folder / "id.xyz", read(ethanol_dir / "test_MD.xyz", index=":4"), format="extxyz")
+    write(folder / "ood.xyz", read(ethanol_dir / "test_H_removal.xyz", index="::3"), format="extxyz")
     meth = [a for a in read(ethanol_dir / "train_eth_meth.xyz", index=":") if len(a) == 6]
     write(folder / "meth.xyz", meth[:12], format="extxyz")
     write(folder / "meth_test.xyz", meth[12:16], format="extxyz")
