@@ -163,6 +163,7 @@ def _add_property(sub) -> None:
     p.add_argument("--model", required=True, help="RUN_DIR, chgnet, ... or 'reference'")
     p.add_argument("--structure", required=True, help="structure file (any ASE format)")
     p.add_argument("--dataset", help="dataset folder whose manifest holds reference values")
+    p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_property)
 
@@ -170,7 +171,8 @@ def _add_property(sub) -> None:
 def _cmd_property(args) -> int:
     from optbench.properties import run_property
 
-    result = run_property(args.name, model=args.model, structure=args.structure, dataset=args.dataset, out=args.out)
+    result = run_property(args.name, model=args.model, structure=args.structure, dataset=args.dataset, out=args.out,
+                          device=args.device)
     print(f"{args.name} -> {Path(args.out) / (args.name + '.json')}")
     if result.get("error_vs_reference") is not None:
         print(f"error vs reference: {result['error_vs_reference']}")
@@ -190,6 +192,7 @@ def _add_curvature(sub) -> None:
     p.add_argument("--lanczos-iter", type=int, help="Lanczos steps per run (default 2k+10)")
     p.add_argument("--probes", type=int, help="Hutchinson probes (default k)")
     p.add_argument("--slq-vectors", type=int, default=3, help="random vectors for the spectral density")
+    p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_curvature)
 
@@ -201,7 +204,7 @@ def _cmd_curvature(args) -> int:
         run_dir=args.run, checkpoint=args.checkpoint, data=args.data,
         n_structures=args.n_structures, k=args.k, gauss_newton=args.gauss_newton,
         seed=args.seed, out=args.out,
-        n_iter=args.lanczos_iter, n_probes=args.probes, n_slq=args.slq_vectors,
+        n_iter=args.lanczos_iter, n_probes=args.probes, n_slq=args.slq_vectors, device=args.device,
     )
     print(f"curvature -> {Path(args.out) / 'curvature.json'}")
     return 0

@@ -51,10 +51,10 @@ def load_checkpoint(run_dir: str | Path, checkpoint: str) -> tuple[dict, dict]:
     return config, ckpt
 
 
-def _backbone(config: dict, ckpt: dict, path: Path):
+def _backbone(config: dict, ckpt: dict, path: Path, device: str = "cpu"):
     from optbench.backbones import load_backbone
 
-    backbone = load_backbone(config["model"])
+    backbone = load_backbone(config["model"], device)
     try:
         backbone.model.load_state_dict(ckpt["model_state"])
     except RuntimeError as err:
@@ -86,6 +86,7 @@ def run_curvature(
     n_probes: int | None = None,
     n_slq: int = 3,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
     """Spectra of H and of P^1/2 H P^1/2 at one checkpoint; writes OUT/curvature.json and PNGs.
 
@@ -122,7 +123,7 @@ def run_curvature(
         "n_probes": n_probes if n_probes is not None else k, "n_slq": n_slq,
         "gauss_newton": gauss_newton, "seed": seed, "progress": progress,
     }
-    backbone = _backbone(config, ckpt, run_dir / "checkpoints" / f"{checkpoint}.pt")
+    backbone = _backbone(config, ckpt, run_dir / "checkpoints" / f"{checkpoint}.pt", device)
     fset = FeaturizedSet(frames, backbone, name=Path(data).stem)
     hparams = {key: v for key, v in (config.get("optimizer_kwargs") or {}).items() if key != "lr"}
     res = analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), hparams=hparams, **opts)
@@ -138,7 +139,7 @@ def run_curvature(
         panels[f"P^1/2 H P^1/2 ({res['preconditioner']['optimizer']})"] = res["preconditioned"]
     if before is not None:
         b_config, b_ckpt = before
-        b_backbone = _backbone(b_config, b_ckpt, run_dir / "checkpoints" / "final.pt")
+        b_backbone = _backbone(b_config, b_ckpt, run_dir / "checkpoints" / "final.pt", device)
         b_fset = FeaturizedSet(frames, b_backbone, name=fset.name)
         result["before_refinement"] = analyse(
             b_backbone, b_fset, weights, b_ckpt["optimizer"], b_ckpt.get("optimizer_state"), hparams=hparams, **opts

@@ -38,11 +38,12 @@ def compare(name: str, result: dict, reference: dict) -> dict:
     return PROPERTIES[name].compare(result, reference)
 
 
-def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str) -> dict:
-    """Compute property `name` of `structure` with `model`; write OUT/NAME.json (and figures)."""
+def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
+                 device: str = "cpu") -> dict:
+    """Compute property `name` of `structure` with `model` on `device`; write OUT/NAME.json (and figures)."""
     from optbench.properties.run import run_property as _run
 
-    return _run(name, model=model, structure=structure, dataset=dataset, out=out)
+    return _run(name, model=model, structure=structure, dataset=dataset, out=out, device=device)
 
 
 __all__ = ["EOS", "MD", "PROPERTIES", "Elastic", "Interface", "Phonons", "Property", "Vibrations",

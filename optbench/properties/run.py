@@ -83,7 +83,8 @@ def reference_calculator(manifest: dict, dataset: str | Path):
     return make_calculator(manifest["reference"])
 
 
-def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str) -> dict[str, Any]:
+def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
+                 device: str = "cpu") -> dict[str, Any]:
     """Compute property `name` of `structure` with `model` ("reference", "chgnet", RUN_DIR, ...),
     write OUT/NAME.json (plus figures) with "error_vs_reference" (dict or None), and return it.
 
@@ -109,7 +110,7 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
     else:
         from optbench.backbones import load_calculator
 
-        calculator = load_calculator(model)
+        calculator = load_calculator(model, device)
     settings = reference.get("settings") if isinstance(reference, dict) else None
     try:
         prop = get_property(name, settings)

@@ -87,6 +87,7 @@ class StudyConfig(BaseModel):
     forgetting: bool = True
     reference_optimizer: str = "adamw"
     threads_per_trial: int = Field(1, ge=1)
+    gpus_per_trial: float = Field(1.0, gt=0)  # Ray: GPUs asked for a trial whose device is CUDA (0.5: two share one)
     finetune: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -2,6 +2,10 @@
 
 A trial whose run folder already holds results.json is finished and skipped; a trial that
 raises is recorded (crash.json) and the study goes on.
+
+On Ray, a trial runs in a scratch folder of the node that runs it and its run folder comes back
+to the driver through Ray (no shared disk is assumed); it asks Ray for `threads` CPUs and, when
+its device is CUDA, for `gpus_per_trial` GPUs, so that Ray makes the GPU visible to it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,51 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from optbench.io import read_json, write_json
+
+
+def run_trial_shipped(config_json: dict, threads: int | None = None) -> tuple[dict, bytes]:
+    """Run one trial in a node-local scratch folder; (result, the run folder as a gzipped tar)."""
+    import io
+    import shutil
+    import tarfile
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="optbench-trial-"))
+    try:
+        result = run_trial({**config_json, "out": str(scratch / "run")}, threads)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            tar.add(scratch / "run", arcname=".")
+        return result, buf.getvalue()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def unpack_trial(blob: bytes, out: Path) -> None:
+    """Write a shipped run folder to `out` atomically (a sibling temp folder, then a rename)."""
+    import io
+    import shutil
+    import tarfile
+    import tempfile
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        config = tmp / "config.yaml"
+        if config.is_file():  # the run was written in the worker's scratch folder: point its config here
+            import yaml
+
+            from optbench.io import write_yaml
+
+            write_yaml(config, {**yaml.safe_load(config.read_text()), "out": str(out)})
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_trial(config_json: dict, threads: int | None = None) -> dict:
@@ -46,7 +95,7 @@ def finished(out: Path) -> dict | None:
 
 
 def execute(configs: Sequence, executor: str = "local", workers: int = 1, threads: int | None = None,
-            address: str | None = None, progress: Callable | None = None) -> list[dict]:
+            address: str | None = None, progress: Callable | None = None, gpus_per_trial: float = 1.0) -> list[dict]:
     """Results of every config (a FinetuneConfig each), in order; finished ones are read, not rerun."""
     results: list[dict | None] = [finished(c.out) for c in configs]
     todo = [i for i, r in enumerate(results) if r is None]
@@ -71,15 +120,21 @@ def execute(configs: Sequence, executor: str = "local", workers: int = 1, thread
 
         started = not ray.is_initialized()
         if started:
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+            ray.init(address=address, num_cpus=None if address else workers * threads, include_dashboard=False,
                      log_to_driver=False, ignore_reinit_error=True)
-        remote = ray.remote(num_cpus=1)(run_trial)
-        refs = {remote.remote(payload[i], threads): i for i in todo}
+        refs = {}
+        for i in todo:
+            gpus = gpus_per_trial if str(configs[i].device).startswith("cuda") else 0
+            remote = ray.remote(num_cpus=threads, num_gpus=gpus)(run_trial_shipped)
+            refs[remote.remote(payload[i], threads)] = i
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                results[refs[ref]] = ray.get(ref)
+                i = refs[ref]
+                result, blob = ray.get(ref)
+                unpack_trial(blob, configs[i].out)
+                results[i] = result
                 bar.update(1)
         if started:
             ray.shutdown()

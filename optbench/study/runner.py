@@ -179,7 +179,8 @@ def run_study(study: StudyConfig, out: str | Path, executor: str = "local", work
                  n: {"regime": d.regime, "train": str(d.train), "tests": {k: str(v) for k, v in d.tests.items()},
                      "tags": d.tags, "folder": str(d.folder) if d.folder else None} for n, d in datasets.items()}}
     write_json(old, index)
-    results = execute([t.config for t in trials], executor, workers, study.threads_per_trial, address)
+    results = execute([t.config for t in trials], executor, workers, study.threads_per_trial, address,
+                      gpus_per_trial=study.gpus_per_trial)
     chosen = select_lrs(trials, results)
     index["selected_lr"] = {"|".join(k): v for k, v in chosen.items()}
     selected = [t for t in trials if chosen[(t.dataset, t.backbone, t.optimizer)] == t.lr]

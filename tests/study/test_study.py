@@ -57,6 +57,14 @@ def test_executors_give_the_same_numbers(sequential, study_files, tmp_path, exec
     study, out = sequential
     run_study(study, tmp_path / "out", executor=executor, workers=2)
     assert _csv(tmp_path / "out" / "results.csv") == _csv(out / "results.csv")
+    if executor == "ray":  # trials ran in node-local scratch folders; their run folders came back through Ray
+        import yaml
+
+        trials = sorted((tmp_path / "out" / "trials").iterdir())
+        assert len(trials) == 8 and not [t for t in trials if t.name.startswith(".")]
+        for trial in trials:
+            assert (trial / "results.json").is_file() and (trial / "checkpoints" / "final.pt").is_file()
+            assert yaml.safe_load((trial / "config.yaml").read_text())["out"] == str(trial)
 
 
 def test_interrupted_study_resumes_without_redoing_trials(sequential, study_files, tmp_path):
