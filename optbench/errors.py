@@ -14,6 +14,7 @@ class InputError(ValueError):
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
         self.file = None if file is None else str(file)
         self.field = field
+        self.message = message
         where = []
         if self.file:
             where.append(self.file)
@@ -35,8 +36,8 @@ class BackboneError(OptbenchError):
     """A backbone failed while loading or predicting on valid input."""
 
 
-class DivergenceError(OptbenchError):
-    """Training could not continue from any finite state."""
+class OptimizerError(OptbenchError):
+    """The optimizer itself raised during a step (a user optimizer, usually)."""
 
 
 class StudyFailed(OptbenchError):

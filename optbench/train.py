@@ -160,9 +160,9 @@ class FinetuneRun:
             checks.append((config.valid, self.valid_frames))
         for path, frames in checks:
             self.backbone.check_elements({int(z) for f in frames for z in f.atoms.numbers}, path)
+        self.label_coverage = check_inputs(config, self.backbone, checks, self.valid_frames, named_keys)
         if config.loss_weights.stress > 0 and any(f.stress is not None and not f.atoms.pbc.all() for f in self.train_frames):
             raise InputError("stress labels on a non-periodic structure", file=config.train, field=config.stress_key)
-        self.label_coverage = check_inputs(config, self.backbone, checks, self.valid_frames, named_keys)
         self.folder = RunFolder(self.out, config)
 
     # -- set-up shared by fresh and resumed runs
@@ -248,7 +248,13 @@ class FinetuneRun:
             info["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
             return loss
 
-        loss = self.optimizer.step(closure)
+        try:
+            loss = self.optimizer.step(closure)
+        except Exception as err:  # the optimizer's own code (a user optimizer, usually)
+            from optbench.errors import OptimizerError
+
+            raise OptimizerError(f"optimizer '{self.config.optimizer}' raised in a step "
+                                 f"({type(err).__name__}: {' '.join(str(err).split())})") from err
         return float(loss), info["parts"], info["grad_norm"]
 
     def _train(self, state: TrainState) -> TrainState:
