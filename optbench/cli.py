@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from optbench.errors import InputError
+from optbench.errors import InputError, exit_code
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -60,6 +60,7 @@ def _add_finetune(sub) -> None:
     p.add_argument("--refine-steps", type=int)
     p.add_argument("--device")
     p.add_argument("--out", help="run directory")
+    p.add_argument("--restart", action="store_true", help="discard what --out holds (checkpoints, results) and start over")
     p.set_defaults(func=_cmd_finetune)
 
 
@@ -82,7 +83,7 @@ def _cmd_finetune(args) -> int:
     if args.test:
         overrides["tests"] = dict(args.test)
     config = FinetuneConfig.from_sources(args.config, overrides)
-    result = finetune(config)
+    result = finetune(config, restart=args.restart, named_keys=_named_keys(args))
     from optbench.evaluate import format_table
 
     print(format_table(result["metrics"]))
@@ -90,13 +91,18 @@ def _cmd_finetune(args) -> int:
     return 0
 
 
+def _named_keys(args) -> set[str]:
+    """Label kinds whose key the user named on the command line (they must exist in the data)."""
+    return {k for k in ("energy", "forces", "stress", "virial") if getattr(args, f"{k}_key", None) is not None}
+
+
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="energy/force/stress errors of any model on named test sets")
     p.add_argument("--model", required=True, help="chgnet, sevennet-0, mace:PATH or a RUN_DIR")
     p.add_argument("--test", action="append", type=_kv, required=True, metavar="NAME=FILE")
-    p.add_argument("--energy-key", default="energy")
-    p.add_argument("--forces-key", default="forces")
-    p.add_argument("--stress-key", default="stress")
+    p.add_argument("--energy-key")
+    p.add_argument("--forces-key")
+    p.add_argument("--stress-key")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="output JSON file")
@@ -107,9 +113,9 @@ def _cmd_evaluate(args) -> int:
     from optbench.evaluate import evaluate_model, format_table
 
     block = evaluate_model(
-        args.model, dict(args.test), out=args.out, energy_key=args.energy_key,
-        forces_key=args.forces_key, stress_key=args.stress_key,
-        batch_size=args.batch_size, device=args.device,
+        args.model, dict(args.test), out=args.out, energy_key=args.energy_key or "energy",
+        forces_key=args.forces_key or "forces", stress_key=args.stress_key or "stress",
+        batch_size=args.batch_size, device=args.device, named_keys=_named_keys(args),
     )
     print(format_table({"evaluate": block}))
     return 0
@@ -252,6 +258,7 @@ def _cmd_report(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optbench", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report):
         add(sub)
@@ -263,12 +270,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as err:
-        print(f"optbench: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("optbench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as err:  # every error ends as one line; the traceback only with --debug
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"optbench: error: {_one_line(err)}", file=sys.stderr)
+        return exit_code(err)
+
+
+def _one_line(err: Exception) -> str:
+    """The error as one line; untyped errors (bugs) say so and point at --debug."""
+    from optbench.errors import OptbenchError
+
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, (InputError, OptbenchError)):
+        return text
+    return f"{type(err).__name__}: {text} (unexpected; rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":

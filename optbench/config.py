@@ -14,6 +14,44 @@ from optbench.errors import InputError
 from optbench.loss import LossWeights
 
 
+def _resolved(path: str | Path) -> str:
+    return str(Path(path).resolve())
+
+
+def _resolved_model(spec: str) -> str:
+    """A model spec with its file or folder path resolved (`mace:rel/x.model` -> `mace:/abs/x.model`)."""
+    if Path(spec).exists():
+        return _resolved(spec)
+    head, sep, rest = spec.partition(":")
+    if sep and rest and Path(rest.split("@")[0]).exists():
+        return f"{head}:{_resolved(rest)}"
+    return spec
+
+
+def _check_device(device: str) -> str:
+    """A device torch knows and this machine has (cuda only where torch sees a GPU)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device '{device}' (cpu, cuda, cuda:N, mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' asked for but this torch sees no CUDA GPU; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device '{device}' does not exist ({torch.cuda.device_count()} GPU(s))")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device '{device}' is not supported (cpu, cuda, cuda:N, mps)")
+    return device
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML parser error in one line: the problem and its line."""
+    problem = getattr(err, "problem", None) or str(err).split("\n")[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
+
+
 class FinetuneConfig(BaseModel):
     """One fine-tuning run. Energies eV, forces eV/Å, stress eV/Å^3 in the data files."""
 
@@ -33,7 +71,7 @@ class FinetuneConfig(BaseModel):
     max_steps: int | None = Field(300, ge=0)
     epochs: int | None = Field(None, ge=1)
     max_time_s: float | None = Field(None, gt=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
     energy_key: str = "energy"
     forces_key: str = "forces"
     stress_key: str = "stress"
@@ -63,6 +101,11 @@ class FinetuneConfig(BaseModel):
                 raise ValueError(f"test-set name '{name}' is reserved")
         return value
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return _check_device(value)
+
     @field_validator("loss_weights", mode="before")
     @classmethod
     def _weights(cls, value):
@@ -86,7 +129,7 @@ class FinetuneConfig(BaseModel):
             try:
                 loaded = yaml.safe_load(path.read_text()) or {}
             except yaml.YAMLError as err:
-                raise InputError(f"not valid YAML ({err})", file=path) from None
+                raise InputError(f"not valid YAML ({yaml_problem(err)})", file=path) from None
             if not isinstance(loaded, dict):
                 raise InputError("expected a mapping at the top level", file=path)
             data.update(loaded)
@@ -111,8 +154,17 @@ class FinetuneConfig(BaseModel):
 
     # ---- identity
     def identity(self) -> dict[str, Any]:
-        """The settings that define the numbers (not where or on what device they are written)."""
-        return self.model_dump(mode="json", exclude={"out", "device", "checkpoint_every"})
+        """The settings that define the numbers (not where or on what device they are written).
+
+        File paths enter resolved, so a relative and an absolute path to one file are one run;
+        the files' content is checked separately (optbench.identity).
+        """
+        data = self.model_dump(mode="json", exclude={"out", "device", "checkpoint_every"})
+        data["train"] = _resolved(self.train)
+        data["valid"] = None if self.valid is None else _resolved(self.valid)
+        data["tests"] = {name: _resolved(path) for name, path in self.tests.items()}
+        data["model"] = _resolved_model(self.model)
+        return data
 
     def hash(self) -> str:
         text = json.dumps(self.identity(), sort_keys=True)

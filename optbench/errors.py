@@ -1,4 +1,9 @@
-"""User-facing errors: one clear line naming the file and the field, exit code 2."""
+"""User-facing errors: one clear line each; the CLI alone maps them to exit codes.
+
+InputError (exit 2): bad user input, named by file and field. The others (exit 1) are typed
+failures of a run that the user can act on; any other exception is a bug, shown as one line
+unless `--debug` is given.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ class InputError(ValueError):
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
         self.file = None if file is None else str(file)
         self.field = field
+        self.message = message
         where = []
         if self.file:
             where.append(self.file)
@@ -16,3 +22,34 @@ class InputError(ValueError):
             where.append(f"field '{field}'")
         prefix = ": ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class LockedError(InputError):
+    """The folder is in use by another optbench process (exit 2)."""
+
+
+class OptbenchError(RuntimeError):
+    """A typed failure of a run that is not bad input (exit 1); `str(err)` is one line."""
+
+
+class BackboneError(OptbenchError):
+    """A backbone failed while loading or predicting on valid input."""
+
+
+class OptimizerError(OptbenchError):
+    """The optimizer itself raised during a step (a user optimizer, usually)."""
+
+
+class StudyFailed(OptbenchError):
+    """A study ended without a single completed trial."""
+
+
+EXIT_CODES = ((InputError, 2), (OptbenchError, 1))
+
+
+def exit_code(err: BaseException) -> int:
+    """The process exit code of an error (1 for anything untyped)."""
+    for kind, code in EXIT_CODES:
+        if isinstance(err, kind):
+            return code
+    return 1

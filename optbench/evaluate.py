@@ -97,25 +97,64 @@ def tag_of(name: str) -> str:
 def evaluate_model(
     model: str, tests: Mapping[str, str | Path], out: str | Path | None = None, *,
     energy_key: str = "energy", forces_key: str = "forces", stress_key: str = "stress",
-    batch_size: int = 16, device: str = "cpu",
+    batch_size: int = 16, device: str = "cpu", named_keys: set[str] | None = None,
 ) -> dict:
-    """Error blocks of any model (spec or RUN_DIR) on named extxyz files; JSON to `out`."""
-    from optbench.backbones import load_backbone
+    """Error blocks of any model (spec or RUN_DIR) on named extxyz files; JSON to `out`.
+
+    Every input is checked first (structures, the label keys in `named_keys` must occur in
+    each set, `out` must be a writable file path), so a bad one costs no evaluation.
+    """
     from optbench.data.io import LabelKeys, read_frames
-    from optbench.io import write_json
 
     keys = LabelKeys(energy=energy_key, forces=forces_key, stress=stress_key)
     frames = {name: read_frames(path, keys) for name, path in tests.items()}
-    if out is not None:
-        from optbench.io import check_writable_dir
+    if out is None:
+        return _evaluate_frames(model, tests, frames, None, energy_key, forces_key, stress_key, batch_size, device,
+                                named_keys)
+    from optbench.errors import InputError
+    from optbench.io import check_writable_dir
 
-        check_writable_dir(Path(out).parent or ".")
+    if Path(out).is_dir():
+        raise InputError("is a directory; give the path of the JSON file to write", file=out, field="out")
+    parent = Path(out).parent
+    created = not parent.exists()
+    check_writable_dir(parent)
+    try:
+        return _evaluate_frames(model, tests, frames, out, energy_key, forces_key, stress_key, batch_size, device,
+                                named_keys)
+    except BaseException:
+        if created and not Path(out).exists():
+            import shutil
+
+            shutil.rmtree(parent, ignore_errors=True)
+        raise
+
+
+def _evaluate_frames(model, tests, frames, out, energy_key, forces_key, stress_key, batch_size, device, named_keys):
+    from optbench.backbones import load_backbone
+    from optbench.config import _check_device
+    from optbench.errors import InputError
+    from optbench.sanity import check_structures, coverage_lines, label_coverage
+
+    try:
+        _check_device(device)
+    except ValueError as err:
+        raise InputError(str(err), field="device") from None
     backbone = load_backbone(model, device)
+    cutoff = getattr(backbone, "cutoff", None) or getattr(backbone, "r_max", None)
     for name, fr in frames.items():
         backbone.check_elements({z for f in fr for z in f.atoms.numbers}, tests[name])
+        check_structures(fr, tests[name], cutoff)
+    key_names = {"energy": energy_key, "forces": forces_key, "stress": stress_key}
+    coverage = label_coverage({n: (str(tests[n]), fr) for n, fr in frames.items()}, key_names,
+                              named_keys or (), required_in=set(frames))
+    for line in coverage_lines(coverage):
+        print(line)
     sets = {name: FeaturizedSet(fr, backbone, name) for name, fr in frames.items()}
     block = evaluate_sets(backbone, sets, batch_size, {n: tag_of(n) for n in sets})
     if out is not None:
+        from optbench.io import write_json
+
         write_json(out, {"model": str(model), "metrics": block})
     return block
 

@@ -59,8 +59,15 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    with open(path) as fh:
-        return json.load(fh)
+    """Parsed JSON file; InputError naming the file when it is truncated or corrupted."""
+    from optbench.errors import InputError
+
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"not valid JSON, truncated or corrupted ({type(err).__name__} at char "
+                         f"{getattr(err, 'pos', '?')}); delete it to recompute", file=path) from None
 
 
 def write_yaml(path: str | Path, data: Any) -> Path:

@@ -8,7 +8,6 @@ Any torch optimizer is available as `module:Class`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +75,25 @@ for _spec in (
 FIRST_ORDER = ("adam", "adamw", "radam", "sgd", "lamb", "ranger", "schedulefree")
 
 
+def _import_class(name: str, module: str, cls: str):
+    """The class `cls` of `module`. The module must be found before it is imported; importing it
+    runs its top-level code, as any Python import does (it is the user's own code)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as err:
+        raise InputError(f"cannot find module of optimizer '{name}' ({err})", field="optimizer") from None
+    if found is None:
+        raise InputError(f"no module '{module}' for optimizer '{name}'", field="optimizer")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except AttributeError:
+        raise InputError(f"module '{module}' has no class '{cls}'", field="optimizer") from None
+    except Exception as err:  # the module's own code failed at import
+        raise InputError(f"importing optimizer '{name}' failed ({type(err).__name__}: {err})", field="optimizer") from None
+
+
 def get_spec(name: str) -> OptimizerSpec:
     """The registry entry for `name`, or a spec for an importable `module:Class`."""
     key = name.lower()
@@ -83,10 +101,7 @@ def get_spec(name: str) -> OptimizerSpec:
         return REGISTRY[key]
     if ":" in name:
         module, cls = name.split(":", 1)
-        try:
-            klass = getattr(importlib.import_module(module), cls)
-        except (ImportError, AttributeError) as err:
-            raise InputError(f"cannot import optimizer '{name}' ({err})", field="optimizer") from None
+        klass = _import_class(name, module, cls)
         if not (isinstance(klass, type) and issubclass(klass, torch.optim.Optimizer)):
             raise InputError(f"'{name}' is not a torch.optim.Optimizer subclass", field="optimizer")
         return OptimizerSpec(name, lambda params, **kw: klass(params, **kw), eval_switch=hasattr(klass, "eval"))
@@ -107,6 +122,9 @@ def build_optimizer(
         opt = spec.factory(list(params), **options)
     except TypeError as err:
         raise InputError(f"bad option for optimizer '{name}': {err}", field="optimizer_kwargs") from None
+    except Exception as err:  # torch's ValueError on a bad value, or a user optimizer that raises
+        raise InputError(f"optimizer '{name}' refused its options ({type(err).__name__}: {err})",
+                         field="optimizer_kwargs") from None
     set_mode(opt, train=True)
     return opt
 

@@ -22,9 +22,11 @@ from optbench.config import FinetuneConfig
 from optbench.data.io import Frame, LabelKeys, read_frames
 from optbench.errors import InputError
 from optbench.evaluate import evaluate_sets, predict_set, tag_of
-from optbench.io import check_writable_dir, read_json, torch_save, write_json, write_yaml
+from optbench.io import read_json, torch_save, write_json, write_yaml
 from optbench.loss import FeaturizedSet, compute_loss
 from optbench.optim import build_optimizer, get_spec, set_mode
+from optbench.rollback import Rollback
+from optbench.run_folder import RunFolder, check_inputs
 
 RESULTS, METRICS, CONFIG, ZERO_SHOT, CKPT_DIR = "results.json", "metrics.jsonl", "config.yaml", "zero_shot.json", "checkpoints"
 
@@ -144,7 +146,7 @@ def _truncate_lines(path: Path, n: int) -> None:
 class FinetuneRun:
     """State of one fine-tuning run; `finetune()` is the entry point."""
 
-    def __init__(self, config: FinetuneConfig):
+    def __init__(self, config: FinetuneConfig, named_keys: set[str] | None = None):
         self.config = config
         self.out = Path(config.out)
         self.spec = get_spec(config.optimizer)
@@ -158,22 +160,10 @@ class FinetuneRun:
             checks.append((config.valid, self.valid_frames))
         for path, frames in checks:
             self.backbone.check_elements({int(z) for f in frames for z in f.atoms.numbers}, path)
+        self.label_coverage = check_inputs(config, self.backbone, checks, self.valid_frames, named_keys)
         if config.loss_weights.stress > 0 and any(f.stress is not None and not f.atoms.pbc.all() for f in self.train_frames):
             raise InputError("stress labels on a non-periodic structure", file=config.train, field=config.stress_key)
-        check_writable_dir(self.out)
-        self._check_existing()
-
-    def _check_existing(self) -> None:
-        cfg_path = self.out / CONFIG
-        if cfg_path.exists():
-            import yaml
-
-            old = yaml.safe_load(cfg_path.read_text()) or {}
-            if old.get("config_hash") != self.config.hash():
-                raise InputError(
-                    "this folder holds a run with a different config; choose another --out or delete it",
-                    file=self.out, field="out",
-                )
+        self.folder = RunFolder(self.out, config)
 
     # -- set-up shared by fresh and resumed runs
     def _prepare(self) -> None:
@@ -231,7 +221,7 @@ class FinetuneRun:
         torch_save(self.out / CKPT_DIR / f"{tag}.pt", data)
 
     def _resume(self) -> TrainState:
-        ckpt = torch.load(self.out / CKPT_DIR / "last.pt", map_location=self.config.device, weights_only=False)
+        ckpt = self.folder.load_checkpoint(self.out / CKPT_DIR / "last.pt", self.config.device)
         self.backbone.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         if self.scheduler and ckpt["scheduler_state"]:
@@ -258,7 +248,13 @@ class FinetuneRun:
             info["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
             return loss
 
-        loss = self.optimizer.step(closure)
+        try:
+            loss = self.optimizer.step(closure)
+        except Exception as err:  # the optimizer's own code (a user optimizer, usually)
+            from optbench.errors import OptimizerError
+
+            raise OptimizerError(f"optimizer '{self.config.optimizer}' raised in a step "
+                                 f"({type(err).__name__}: {' '.join(str(err).split())})") from err
         return float(loss), info["parts"], info["grad_norm"]
 
     def _train(self, state: TrainState) -> TrainState:
@@ -268,22 +264,22 @@ class FinetuneRun:
         bar = tqdm(total=self.total_steps, initial=state.step, desc=f"{cfg.optimizer} lr={cfg.lr:g}", unit="step", disable=None, leave=False)
         order, order_epoch = None, -1
         self.backbone.model.train()
+        rollback = Rollback(self.params, self.optimizer, self.scheduler, self.ema)
         while state.step < self.total_steps:
             epoch, k = divmod(state.step, self.steps_per_epoch)
             if epoch != order_epoch:
                 order, order_epoch = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.train)), epoch
             batch = self.train.batch(order[k * cfg.batch_size : (k + 1) * cfg.batch_size])
-            snapshot = [p.detach().clone() for p in self.params]
+            rollback.before_step(state.step)
             loss, parts, gnorm = self._step(batch)
             if state.first_loss is None:
                 state.first_loss = loss
             bad = not (math.isfinite(loss) and math.isfinite(gnorm))
             if bad or loss > cfg.divergence_factor * max(state.first_loss, 1e-8):
-                with torch.no_grad():
-                    for p, s in zip(self.params, snapshot):
-                        p.copy_(s)
-                state.diverged = True
-                tqdm.write(f"diverged at step {state.step + 1} (loss {loss:.3g}); keeping the last finite weights")
+                state.diverged, self.diverged_at = True, state.step + 1
+                state.step = rollback.restore_last_good()
+                tqdm.write(f"diverged at step {self.diverged_at} (loss {loss:.3g}); restored the last good state "
+                           f"(after step {state.step}: weights and optimizer state)")
                 break
             lr = self.optimizer.param_groups[0]["lr"]
             if self.scheduler:
@@ -370,13 +366,14 @@ class FinetuneRun:
         return {"status": "completed", "losses": [*losses, final_loss], "n_structures": n}
 
     # -- entry
-    def run(self) -> dict:
+    def run(self, restart: bool = False) -> dict:
         cfg = self.config
         done = self.out / RESULTS
+        self.folder.open(restart)
         if done.exists() and read_json(done).get("config_hash") == cfg.hash():
             return read_json(done)
         self._prepare()
-        write_yaml(self.out / CONFIG, cfg.to_yaml_dict())
+        write_yaml(self.out / CONFIG, {**cfg.to_yaml_dict(), "inputs": self.folder.inputs})
         zs_path = self.out / ZERO_SHOT
         resumed = (self.out / CKPT_DIR / "last.pt").exists()
         if resumed:
@@ -403,7 +400,10 @@ class FinetuneRun:
             "stopped_early": state.stopped_early, "best_valid_step": state.best_step,
             "wall_time_s": state.elapsed_s, "config_hash": cfg.hash(), "e0": zero["e0"],
             "valid_loss": _valid_loss(metrics["final"]["valid"], cfg) if "valid" in metrics["final"] else None,
+            "inputs": self.folder.inputs, "label_coverage": self.label_coverage,
         }
+        if state.diverged:
+            result["diverged_at_step"] = self.diverged_at
         if cfg.refine and not state.diverged:
             t0 = time.perf_counter()
             refine = self._refine()
@@ -418,8 +418,15 @@ class FinetuneRun:
         return result
 
 
-def finetune(config: FinetuneConfig | dict) -> dict:
-    """Fine-tune `config.model` and return the results (also written to RUN_DIR/results.json)."""
+def finetune(config: FinetuneConfig | dict, *, restart: bool = False, named_keys: set[str] | None = None) -> dict:
+    """Fine-tune `config.model` and return the results (also written to RUN_DIR/results.json).
+
+    Every input is read and checked before the run folder is created; the folder is locked
+    while the run works in it. `restart` discards a previous run there; `named_keys` are the
+    label kinds whose key the user named (default: those not at their default name).
+    """
     if isinstance(config, dict):
         config = FinetuneConfig.validated(config)
-    return FinetuneRun(config).run()
+    run = FinetuneRun(config, named_keys)
+    with run.folder.claimed():
+        return run.run(restart)

@@ -73,7 +73,14 @@ def _load(head: str, rest: str, device: str, spec) -> Backbone:
         mod = importlib.import_module(module)
     except ImportError as err:
         raise InputError(f"backbone '{head}' needs an extra that is not installed ({err}); {_INSTALL_HINT.get(head, f'pip install optbench[{head}]')}", field="model") from None
-    return getattr(mod, func)(rest, device)
+    try:
+        return getattr(mod, func)(rest, device)
+    except InputError:
+        raise
+    except Exception as err:  # a file that is not a model, a wrong format, a failed download
+        first = " ".join(str(err).split())[:200]
+        raise InputError(f"cannot load model '{spec}' ({type(err).__name__}: {first})", file=rest or None,
+                         field="model") from None
 
 
 def load_calculator(spec: str | Path, device: str = "cpu") -> BackboneCalculator:

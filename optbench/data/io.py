@@ -80,6 +80,8 @@ def read_frames(
 
     keys = keys or LabelKeys()
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a directory; expected an extxyz file", file=path)
     if not path.is_file():
         raise InputError("file not found", file=path)
     if path.stat().st_size == 0:

@@ -30,12 +30,32 @@ def write_csv(data: StudyData, path: Path) -> Path:
     return write_text(path, buf.getvalue())
 
 
+def never_completed(data: StudyData, dataset: str) -> dict[str, list[str]]:
+    """Optimizers none of whose trials on `dataset` completed -> the statuses of their trials."""
+    by_opt: dict[str, list[str]] = {}
+    for r in data.rows:
+        if r["dataset"] == dataset:
+            by_opt.setdefault(r["optimizer"], []).append(r["status"])
+    return {opt: st for opt, st in by_opt.items() if "completed" not in st}
+
+
+def _failed_sentence(dataset: str, failed: dict[str, list[str]]) -> str:
+    parts = [f"{opt} ({', '.join(f'{st.count(s)} {s}' for s in dict.fromkeys(st))})" for opt, st in failed.items()]
+    return f"{dataset}: every trial of {'; '.join(parts)} failed; not ranked."
+
+
 def recommendations(data: StudyData) -> list[str]:
-    """Sentences drawn from the numbers: who wins what, by how much, and whether the CI separates it."""
+    """Sentences drawn from the numbers: who wins what, by how much, and whether the CI separates it.
+
+    An optimizer with no completed trial on a dataset is named as failed there and never ranked.
+    """
     out = []
     summary = data.summary()
     for ds in data.datasets:
-        rows = [s for s in summary if s["dataset"] == ds]
+        failed = never_completed(data, ds)
+        if failed:
+            out.append(_failed_sentence(ds, failed))
+        rows = [s for s in summary if s["dataset"] == ds and s["optimizer"] not in failed]
         for name, tag in data.test_sets(ds).items():
             key = f"{tag}:{name}:forces_mae"
             ranked = sorted((r for r in rows if r.get(key, {}).get("mean") is not None), key=lambda r: r[key]["mean"])

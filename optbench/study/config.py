@@ -74,6 +74,14 @@ class StudyConfig(BaseModel):
     backbones: list[str] = Field(default_factory=lambda: ["chgnet"], min_length=1)
     optimizers: dict[str, OptimizerGrid] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_range(cls, seeds: list[int]) -> list[int]:
+        bad = [s for s in seeds if not 0 <= s < 2**32]
+        if bad:
+            raise ValueError(f"seeds must be in [0, 2^32), got {bad}")
+        return seeds
     max_steps: int | None = Field(100, ge=1)
     max_time_s: float | None = Field(None, gt=0)
     batch_size: int = Field(4, ge=1)
@@ -158,7 +166,9 @@ def load_study(path: str | Path | None = None, preset: str | None = None) -> Stu
         data = yaml.safe_load(text)
         lines = _line_map(text)
     except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML ({err})", file=path) from None
+        from optbench.config import yaml_problem
+
+        raise InputError(f"not valid YAML ({yaml_problem(err)})", file=path) from None
     if not isinstance(data, dict):
         raise InputError("expected a mapping at the top level", file=path)
     base = path.parent

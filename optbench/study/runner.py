@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from optbench.io import check_writable_dir, read_json, write_json, write_yaml
+from optbench.errors import InputError, StudyFailed
+from optbench.identity import check_same_inputs, fingerprint
+from optbench.io import read_json, write_json, write_yaml
+from optbench.lock import claimed_folder, remove_stale_temporaries
 from optbench.study.config import StudyConfig
 from optbench.study.executors import execute
 from optbench.study.trials import ResolvedDataset, Trial, expand, resolve_dataset
+from optbench.study.validate import dataset_files, validate_study
 
 STUDY_JSON = "study.json"
 ANALYSES = "analyses"
@@ -165,16 +169,31 @@ def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyC
 def run_study(study: StudyConfig, out: str | Path, executor: str = "local", workers: int = 1,
               address: str | None = None, report: bool = True) -> dict:
     """Run (or resume) every trial and analysis of `study` under `out`; returns the study index."""
-    out = check_writable_dir(out)
+    out = Path(out)
     datasets = {d.name: resolve_dataset(d) for d in study.datasets}
     trials = expand(study, out, datasets)
-    old = out / STUDY_JSON
-    if old.exists() and read_json(old).get("study_hash") not in (None, study.hash()):
-        from optbench.errors import InputError
+    validate_study(study, datasets)
+    inputs = fingerprint({k: v for d in datasets.values() for k, v in dataset_files(d).items()})
+    with claimed_folder(out, keep=(STUDY_JSON, "trials"), field="out"):
+        remove_stale_temporaries(out)
+        index = _run_locked(study, out, datasets, trials, inputs, executor, workers, address, report)
+    n_done = sum(r.get("status") == "completed" for r in index["results"])
+    if n_done == 0:
+        raise StudyFailed(f"no trial of {len(trials)} completed (see {out / 'report.md'} and trials/*/crash.json)")
+    index.pop("results")
+    return index
 
-        raise InputError("this folder holds a different study; choose another --out", file=out, field="out")
+
+def _run_locked(study, out, datasets, trials, inputs, executor, workers, address, report) -> dict:
+    old = out / STUDY_JSON
+    if old.exists():
+        before = read_json(old)
+        if before.get("study_hash") not in (None, study.hash()):
+            raise InputError("this folder holds a different study; choose another --out", file=out, field="out")
+        check_same_inputs(before.get("inputs"), inputs, out, "choose another --out for the new data")
     write_yaml(out / "study.yaml", study.model_dump(mode="json"))
     index = {"study_hash": study.hash(), "name": study.name, "reference_optimizer": study.reference_optimizer,
+             "inputs": inputs,
              "trials": [t.row() for t in trials], "selected_lr": {}, "datasets": {
                  n: {"regime": d.regime, "train": str(d.train), "tests": {k: str(v) for k, v in d.tests.items()},
                      "tags": d.tags, "folder": str(d.folder) if d.folder else None} for n, d in datasets.items()}}
@@ -192,4 +211,4 @@ def run_study(study: StudyConfig, out: str | Path, executor: str = "local", work
         from optbench.report import build_report
 
         build_report(out)
-    return index
+    return {**index, "results": results}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -101,6 +102,9 @@ def test_water_import_converts_hartree_bohr(tmp_path):
         frames.append(a)
     write(raw / "dataset_1593.xyz", frames, format="extxyz")
     out = fetch("water_revpbe0", out=tmp_path / "water", from_path=raw)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 700
     man = load_manifest(out, verify=True)
     assert man["keys"] == {"energy": "energy", "forces": "forces"} and man["sha256_pinned"] is False
     got = read_frames(dataset_files(out).train)
