@@ -8,8 +8,8 @@ import pytest
 
 from optbench.backbones import register_backbone
 from optbench.train import finetune
-
 from tests.curvature import toy
+
 from .data import rattled_ethanol, strained_copper
 
 
