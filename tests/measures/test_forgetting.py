@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from optbench.forgetting import PROBE, ForgettingProbe, columns, element_offset_residual, probe_structures
+from optbench.forgetting import (
+    PROBE,
+    ForgettingProbe,
+    columns,
+    element_offset_residual,
+    probe_structures,
+)
 from optbench.train import finetune
 
 from .data import rattled_ethanol
