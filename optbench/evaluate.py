@@ -2,7 +2,7 @@
 
 Blocks map a set name to n_structures, energy_mae / energy_rmse (meV/atom), forces_mae /
 forces_rmse (meV/Å, over force components), forces_cos (mean cosine of predicted vs reference
-force vectors) and stress_mae (GPa, over the 9 components) where the set has stress.
+force vectors) and stress_mae / stress_rmse (GPa, over the 9 components) where the set has stress.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ def metrics_from_predictions(fset: FeaturizedSet, pred: Mapping[str, list]) -> d
     sp = [p for p, f in zip(pred["stress"], frames) if f.stress is not None] if pred["stress"] else []
     if sp:
         sr = np.stack([f.stress for f in frames if f.stress is not None])
-        block["stress_mae"] = float(np.mean(np.abs(np.stack(sp) - sr)) * GPA_PER_EV_A3)
+        s_err = (np.stack(sp) - sr) * GPA_PER_EV_A3
+        block["stress_mae"] = float(np.mean(np.abs(s_err)))
+        block["stress_rmse"] = float(np.sqrt(np.mean(s_err**2)))
     return block
 
 

@@ -95,6 +95,21 @@ class FeaturizedSet:
         return bool(self._smask.any())
 
 
+def weighted_loss(weights: LossWeights, energy_mse, forces_mse, stress_mse):
+    """The one loss definition: w_E·MSE_E (eV/atom)^2 + w_F·MSE_F (eV/Å)^2 + w_S·MSE_S (GPa)^2.
+
+    Training applies it to batch tensors, validation to the RMSEs of an error block (`loss_from_metrics`).
+    """
+    return weights.energy * energy_mse + weights.forces * forces_mse + weights.stress * stress_mse
+
+
+def loss_from_metrics(block: dict, weights: LossWeights) -> float:
+    """`weighted_loss` of a whole set from its error block (RMSEs in meV/atom, meV/Å, GPa; missing = 0)."""
+    rmse = {k: block.get(k) or 0.0 for k in ("energy_rmse", "forces_rmse", "stress_rmse")}
+    return float(weighted_loss(weights, (rmse["energy_rmse"] / 1000) ** 2, (rmse["forces_rmse"] / 1000) ** 2,
+                               rmse["stress_rmse"] ** 2))
+
+
 def compute_loss(backbone: Backbone, batch: Batch, weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted MSE loss of one batch and its parts (unweighted, detached)."""
     use_stress = weights.stress > 0 and batch.has_stress
@@ -110,6 +125,6 @@ def compute_loss(backbone: Backbone, batch: Batch, weights: LossWeights) -> tupl
         s_loss = ((s_pred - batch.stress[batch.stress_mask].to(s_pred)) ** 2).mean()
     else:
         s_loss = zero
-    total = weights.energy * e_loss + weights.forces * f_loss + weights.stress * s_loss
+    total = weighted_loss(weights, e_loss, f_loss, s_loss)
     parts = {"energy": e_loss.detach(), "forces": f_loss.detach(), "stress": s_loss.detach()}
     return total, parts

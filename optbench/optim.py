@@ -2,7 +2,7 @@
 
 Quirks kept in one place: ScheduleFree's train/eval switch (evaluation and saving use its
 eval weights), L-BFGS's closure and line search, Ranger's Lookahead (inside pytorch-optimizer)
-and its warm-up steps.
+and its warm-up steps, Ranger's gradient centralisation (off, see the registry).
 Any torch optimizer is available as `module:Class`.
 """
 
@@ -62,8 +62,10 @@ for _spec in (
     OptimizerSpec("lamb", _pytorch_optimizer("Lamb")),
     # pytorch-optimizer's Ranger turns the RAdam warm-up sentinel (rt = -1) into a step of +lr
     # along the momentum, i.e. gradient *ascent* for the first ~5 steps, unless it degenerates to
-    # SGD there, as the original RAdam/Ranger do.
-    OptimizerSpec("ranger", _pytorch_optimizer("Ranger"), {"degenerated_to_sgd": True}),
+    # SGD there, as the original RAdam/Ranger do. Gradient centralisation (the library default
+    # use_gc=True) is off: the curvature analysis models Ranger's P without it, so training and
+    # analysis see the same rule (RAdam + Lookahead); curvature refuses a run with use_gc=True.
+    OptimizerSpec("ranger", _pytorch_optimizer("Ranger"), {"degenerated_to_sgd": True, "use_gc": False}),
     OptimizerSpec("schedulefree", _schedulefree, {"warmup_steps": 0}, eval_switch=True, supports_schedule=False),
     OptimizerSpec(
         "lbfgs", _torch("LBFGS"), {"max_iter": 1, "max_eval": 10, "history_size": 20, "line_search_fn": "strong_wolfe"},

@@ -23,7 +23,7 @@ from optbench.data.io import Frame, LabelKeys, read_frames
 from optbench.errors import InputError
 from optbench.evaluate import evaluate_sets, predict_set, tag_of
 from optbench.io import read_json, torch_save, write_json, write_yaml
-from optbench.loss import FeaturizedSet, compute_loss
+from optbench.loss import FeaturizedSet, compute_loss, loss_from_metrics
 from optbench.optim import build_optimizer, get_spec, set_mode
 from optbench.rollback import Rollback
 from optbench.run_folder import RunFolder, check_inputs
@@ -111,9 +111,8 @@ class TrainState:
 
 
 def _valid_loss(block: dict, config: FinetuneConfig) -> float:
-    w = config.loss_weights
-    loss = w.energy * ((block.get("energy_rmse") or 0) / 1000) ** 2 + w.forces * ((block.get("forces_rmse") or 0) / 1000) ** 2
-    return loss + w.stress * (block.get("stress_mae") or 0) ** 2
+    """The training loss (`optbench.loss.weighted_loss`) over the whole validation set."""
+    return loss_from_metrics(block, config.loss_weights)
 
 
 def _split(frames: list[Frame], fraction: float, seed: int) -> tuple[list[Frame], list[Frame]]:
@@ -316,6 +315,17 @@ class FinetuneRun:
         if self.ema:
             self.ema.swap()
 
+    def _deliverable_weights(self) -> None:
+        """Put the weights to report in the model: the eval weights (ScheduleFree's x / the EMA
+        average) now, or, under early stopping, exactly the eval weights that scored best.
+
+        The best state was saved *as* eval weights, so it is loaded after switching to eval mode,
+        never transformed a second time.
+        """
+        self._eval_weights(True)
+        if self.config.patience and self.best_state is not None:
+            self.backbone.model.load_state_dict(self.best_state)
+
     def _validate(self, state: TrainState, metrics_path: Path) -> bool:
         """Evaluate on the validation split; True when early stopping says stop."""
         self._eval_weights(True)
@@ -387,10 +397,7 @@ class FinetuneRun:
             self._ckpt("start", optimizer_state=False)
             state = TrainState()
         state = self._train(state)
-        # deliverable weights: best (early stopping), then ScheduleFree's eval point / EMA average
-        if cfg.patience and self.best_state is not None:
-            self.backbone.model.load_state_dict(self.best_state)
-        self._eval_weights(True)
+        self._deliverable_weights()
         metrics = {"zero_shot": zero["metrics"], "final": self._evaluate()}
         self._ckpt("final", state)
         result = {

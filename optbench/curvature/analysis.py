@@ -35,16 +35,45 @@ def preconditioned(matvec: Callable, P: Preconditioner) -> Callable:
     return lambda x: P.apply_sqrt(matvec(P.apply_sqrt(x)))
 
 
-def condition_numbers(top: np.ndarray, bottom: np.ndarray) -> dict:
-    """λ_max/λ_min (only when the spectrum found is positive), λ_1/λ_k over the top k, and
-    |λ_min|/λ_max (how negative the landscape is)."""
+RITZ_RTOL = 1e-2  # a Ritz value counts as converged when its residual bound is below 1% of |θ|
+
+
+def _converged(theta: float, residual: float, rtol: float) -> bool:
+    """|λ - θ| <= residual (Lanczos bound): converged when residual <= rtol·|θ|."""
+    return bool(np.isfinite(residual) and residual <= rtol * abs(theta))
+
+
+def condition_numbers(top: np.ndarray, bottom: np.ndarray, top_err: np.ndarray | None = None,
+                      bottom_err: np.ndarray | None = None, rtol: float = RITZ_RTOL) -> dict:
+    """λ_max/λ_min, λ_1/λ_k over the top k, and |λ_min|/λ_max (how negative the landscape is).
+
+    A ratio is given only when the Ritz values it divides have converged (residual bound below
+    `rtol` times the value; bounds default to 0 = exact), else it is None and `*_reason` says why.
+    """
+    top_err = np.zeros_like(top) if top_err is None else top_err
+    bottom_err = np.zeros_like(bottom) if bottom_err is None else bottom_err
     lmax, lmin = float(top[0]), float(bottom[0])
+    ok_max, ok_min = _converged(lmax, top_err[0], rtol), _converged(lmin, bottom_err[0], rtol)
+    ok_k = _converged(float(top[-1]), top_err[-1], rtol)
+
+    def why(*checks: tuple[str, bool, float, float]) -> str | None:
+        bad = [f"{name} = {th:.3g} has residual bound {r:.3g} > {rtol:g}·|{name}|" for name, ok, th, r in checks if not ok]
+        return ("not converged: " + "; ".join(bad)) if bad else None
+
+    kappa_reason = why(("λ_max", ok_max, lmax, float(top_err[0])), ("λ_min", ok_min, lmin, float(bottom_err[0])))
+    if kappa_reason is None and lmin <= 0:
+        kappa_reason = f"λ_min = {lmin:.3g} <= 0: the spectrum found is not positive definite"
+    topk_reason = why(("λ_max", ok_max, lmax, float(top_err[0])), ("λ_k", ok_k, float(top[-1]), float(top_err[-1])))
+    if topk_reason is None and top[-1] <= 0:
+        topk_reason = f"λ_k = {float(top[-1]):.3g} <= 0"
     return {
         "lambda_max": lmax,
         "lambda_min": lmin,
-        "condition_number": lmax / lmin if lmin > 0 else None,
-        "condition_number_top_k": lmax / float(top[-1]) if top[-1] > 0 else None,
-        "negative_ratio": abs(min(lmin, 0.0)) / lmax if lmax > 0 else None,
+        "condition_number": lmax / lmin if kappa_reason is None else None,
+        "condition_number_reason": kappa_reason,
+        "condition_number_top_k": lmax / float(top[-1]) if topk_reason is None else None,
+        "condition_number_top_k_reason": topk_reason,
+        "negative_ratio": abs(min(lmin, 0.0)) / lmax if lmax > 0 and ok_max and ok_min else None,
     }
 
 
@@ -72,7 +101,7 @@ def spectrum_summary(matvec: Callable, dim: int, *, k: int, n_iter: int | None, 
         "bottom_residuals": bottom_err,
         "converged_top": int(np.sum(top_err <= 1e-3 * scale)),
         "converged_bottom": int(np.sum(bottom_err <= 1e-3 * scale)),
-        **condition_numbers(top, bottom),
+        **condition_numbers(top, bottom, top_err, bottom_err),
         "trace_hutchinson": None if hutch is None else hutch["trace"],
         "trace_hutchinson_stderr": None if hutch is None else hutch["stderr"],
         "hutchinson_probes": n_probes,

@@ -2,7 +2,8 @@
 gradient to the update, update ≈ -P g. Units: parameter units^2 per loss unit (lr included).
 
 Diagonal rules (Adam, AdamW, RAdam, Ranger, ScheduleFree, LAMB) apply exactly the bias corrections and
-eps placement of the library that wrote the state; momentum averages are taken at their steady gain.
+eps placement of the library that wrote the state (Ranger without gradient centralisation,
+which optbench turns off in training too); momentum averages are taken at their steady gain.
 SGD is lr times momentum's effective step; L-BFGS is lr times the two-loop inverse-Hessian estimate.
 """
 
@@ -249,6 +250,9 @@ def preconditioner_from_state(
     defaults = get_spec(name).defaults
     groups = {i: {**defaults, **g} for i, g in _group_of(state_dict).items()}
     overrides = dict(hparams or {})
+    if name == "ranger" and overrides.get("use_gc", defaults.get("use_gc", True)):
+        raise InputError("Ranger with gradient centralisation (use_gc=True) has no preconditioner model; "
+                         "optbench trains Ranger with use_gc=False", field="optimizer_kwargs.use_gc")
     states = state_dict.get("state", {})
     if name == "lbfgs":
         return _lbfgs(states, groups, params, select, overrides)

@@ -73,7 +73,7 @@ class StudyData:
         an = self.folder / "analyses"
         fg = an / "forgetting" / f"{plan['trial']}.json"
         if fg.exists():
-            flatten("forgetting", read_json(fg), row)
+            row.update(forgetting_columns(read_json(fg)))
         for path in sorted((an / "properties" / plan["dataset"] / plan["trial"]).glob("*/*.json")):
             err = read_json(path).get("error_vs_reference")
             if isinstance(err, dict):
@@ -189,6 +189,19 @@ class StudyData:
                     out.append({"optimizer": r["optimizer"], "seed": r["seed"], "set": name, "tag": tag,
                                 "final": a, "refined": b, "change_pct": 100 * (b - a) / a})
         return out
+
+
+def forgetting_columns(data: dict) -> dict:
+    """`forgetting_energy_*` (meV/atom) and `forgetting_forces_*` (meV/Å) columns of one trial; the
+    old `forgetting.force_rms_meV_A` / `forgetting.energy_rms_meV_atom` stay as aliases of the probe set's."""
+    from optbench.forgetting import PROBE, columns
+
+    if PROBE not in data:  # a study folder written before the probe set: old flat names only
+        return flatten("forgetting", data, {})
+    out = columns(data)
+    out["forgetting.force_rms_meV_A"] = data[PROBE]["forces_rms_meV_A"]
+    out["forgetting.energy_rms_meV_atom"] = data[PROBE]["energy_rms_meV_atom"]
+    return out
 
 
 def _curvature_summary(data: dict) -> dict:

@@ -40,48 +40,24 @@ def select_lrs(trials: list[Trial], results: list[dict]) -> dict[tuple, float]:
     return chosen
 
 
-def _frames_outside(datasets: dict[str, ResolvedDataset], inside: str, per_set: int = 8):
-    """Structures from the other datasets of the study: the forgetting probe of `inside`."""
+def _frames_outside(datasets: dict[str, ResolvedDataset], inside: str, per_set: int = 8) -> dict[str, list]:
+    """Structures from the other datasets of the study (first `per_set` of each test file), by dataset."""
     from ase.io import read
 
-    frames = []
-    for name, ds in datasets.items():
-        if name == inside:
-            continue
-        for path in ds.tests.values():
-            frames.extend(read(path, index=f":{per_set}"))
-    return frames
-
-
-def forgetting(run_dir: Path, pretrained: str, frames) -> dict:
-    """How far fine-tuning moved predictions off the pretrained model's on `frames`.
-
-    force_rms_meV_A: RMS of the force difference; energy_rms_meV_atom: RMS of the per-atom
-    energy difference after removing its mean (the E0 refit shifts energies by a constant).
-    """
-    from optbench.backbones import load_backbone
-    from optbench.data.io import Frame
-    from optbench.evaluate import predict_set
-    from optbench.loss import FeaturizedSet
-
     out = {}
-    preds = {}
-    for label, spec in (("pretrained", pretrained), ("finetuned", str(run_dir))):
-        bb = load_backbone(spec)
-        known = bb.supported_numbers()
-        usable = [a for a in frames if set(int(z) for z in a.numbers) <= known]
-        fset = FeaturizedSet([Frame(a.copy()) for a in usable], bb)
-        preds[label] = (predict_set(bb, fset), [len(a) for a in usable])
-    (p0, n), (p1, _) = preds["pretrained"], preds["finetuned"]
-    if not n:
-        return {"n_structures": 0}
-    de = (np.array(p1["energy"]) - np.array(p0["energy"])) / np.array(n)
-    de = de - de.mean()
-    df = np.concatenate(p1["forces"]) - np.concatenate(p0["forces"])
-    out["n_structures"] = len(n)
-    out["energy_rms_meV_atom"] = float(1000 * np.sqrt(np.mean(de**2)))
-    out["force_rms_meV_A"] = float(1000 * np.sqrt(np.mean(df**2)))
-    return out
+    for name, ds in datasets.items():
+        if name != inside:
+            out[name] = [a for path in ds.tests.values() for a in read(path, index=f":{per_set}")]
+    return {k: v for k, v in out.items() if v}
+
+
+def _forgetting(probes: dict, backbone: str, datasets: dict[str, ResolvedDataset], inside: str, run_dir: str) -> dict:
+    """Drift of one run on the built-in probe set and the other datasets (pretrained predictions cached)."""
+    from optbench.forgetting import ForgettingProbe
+
+    if (backbone, inside) not in probes:
+        probes[backbone, inside] = ForgettingProbe(backbone, _frames_outside(datasets, inside))
+    return {"pretrained": backbone, **probes[backbone, inside].measure(run_dir)}
 
 
 def _cached(path: Path, compute, *args):
@@ -114,9 +90,9 @@ def run_analyses(study: StudyConfig, out: Path, datasets: dict[str, ResolvedData
                 if ck == "refined" and not study.refine:
                     continue
                 jobs.append(("curvature", t.key, str(run_dir), ds, ck, None))
-        if study.forgetting and len(datasets) > 1:
+        if study.forgetting:
             jobs.append(("forgetting", t.key, str(run_dir), ds, t.backbone, None))
-    seen = set()
+    seen, probes = set(), {}
     for kind, key, model, ds, a, b in tqdm(jobs, desc="analyses", unit="job", disable=None):
         ident = (kind, key, ds.name, a, b)
         if ident in seen:
@@ -130,7 +106,7 @@ def run_analyses(study: StudyConfig, out: Path, datasets: dict[str, ResolvedData
             _cached(target, _curvature, model, a, ds, study, target.parent)
         else:
             target = an / "forgetting" / f"{key}.json"
-            _cached(target, forgetting, Path(model), a, _frames_outside(datasets, ds.name))
+            _cached(target, _forgetting, probes, a, datasets, ds.name, model)
 
 
 def _property_jobs(ds: ResolvedDataset) -> list[tuple[str, list[str]]]:

@@ -158,3 +158,28 @@ def test_scheduled_lr_is_read_and_a_finished_schedule_falls_back_to_initial_lr()
     sched.step()  # lr is now 0: report the schedule's base lr instead of a zero operator
     P = preconditioner_from_state("sgd", opt.state_dict(), p)
     assert P.diag[0] == pytest.approx(0.1) and P.info["initial_lr"] == 0.1
+
+
+def test_ranger_trains_without_gradient_centralisation_as_P_models_it():
+    """The registry's Ranger (no use_gc given) must step -P g on a 2-D weight whose gradient rows
+    have a nonzero mean; gradient centralisation would subtract that mean and break the model."""
+    w = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    coef = torch.arange(12, dtype=torch.float64).reshape(3, 4) + 1.0
+    opt = build_optimizer("ranger", [w], 1e-2, k=10_000)
+    for _ in range(8):
+        opt.zero_grad()
+        before = w.detach().clone()
+        (coef * w).sum().backward()
+        opt.step()
+    P = preconditioner_from_state("ranger", opt.state_dict(), [w])
+    step = -(w.detach() - before).reshape(-1)
+    torch.testing.assert_close(P.apply(coef.reshape(-1)) / P.info["lookahead_alpha"], step, rtol=1e-6, atol=1e-12)
+
+
+def test_ranger_with_gradient_centralisation_is_refused():
+    w = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    opt = build_optimizer("ranger", [w], 1e-2, use_gc=True)
+    (w.sum()).backward()
+    opt.step()
+    with pytest.raises(InputError, match="use_gc"):
+        preconditioner_from_state("ranger", opt.state_dict(), [w], {"use_gc": True})

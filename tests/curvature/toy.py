@@ -61,3 +61,12 @@ class ToyBackbone(Backbone):
     def save_native(self, directory):
         torch.save(self.model.state_dict(), directory / "toy.pt")
         return "toy.pt"
+
+
+def load(rest: str = "", device: str = "cpu") -> ToyBackbone:
+    """Backbone loader for `register_backbone("toy", f"{__name__}:load")`: a fresh toy (seed 0),
+    or the weights a run saved when `rest` names its toy.pt."""
+    bb = ToyBackbone()
+    if rest:
+        bb.model.load_state_dict(torch.load(rest, map_location=device))
+    return bb
