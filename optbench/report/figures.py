@@ -97,34 +97,102 @@ def refinement(data: StudyData, out: Path) -> Path | None:
     return _save(fig, out / "refinement.png")
 
 
-def property_parity(data: StudyData, out: Path) -> Path | None:
-    """Predicted vs reference for every scalar property with a reference value."""
-    pts = []
-    base = data.folder / "analyses" / "properties"
-    for path in base.glob("*/*/*/*.json"):
-        res = read_json(path)
-        err = res.get("error_vs_reference")
+def _property_points(data: StudyData) -> dict[str, list[tuple[str, float, float]]]:
+    """Quantity ('Si eos B0_GPa') -> [(model label, reference, model value)] of every scalar property."""
+    pts: dict[str, list[tuple[str, float, float]]] = {}
+    labels = {r["trial"]: r["optimizer"] for r in data.rows}
+    for path in (data.folder / "analyses" / "properties").glob("*/*/*/*.json"):
+        err = read_json(path).get("error_vs_reference")
         if not isinstance(err, dict):
             continue
         trial = path.parent.parent.name
-        opt = "pretrained" if trial.startswith("pretrained") else next(
-            (r["optimizer"] for r in data.rows if r["trial"] == trial), None)
+        label = "pretrained" if trial.startswith("pretrained") else labels.get(trial)
         for name, item in err.items():
             if isinstance(item, dict) and isinstance(item.get("model"), (int, float)) and isinstance(item.get("reference"), (int, float)):
-                pts.append((opt, f"{path.stem}:{name}", item["reference"], item["model"]))
+                pts.setdefault(f"{path.parent.name} {path.stem} {name}", []).append((label, item["reference"], item["model"]))
+    return pts
+
+
+def property_parity(data: StudyData, out: Path) -> Path | None:
+    """One small parity panel per property (its own axis and unit), reference on the diagonal."""
+    from optbench.report.labels import split_unit
+
+    pts = _property_points(data)
     if not pts:
         return None
-    colors = _colors(sorted({p[0] for p in pts if p[0]}))
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
-    for opt in colors:
-        sel = [p for p in pts if p[0] == opt]
-        ax.scatter([p[2] for p in sel], [p[3] for p in sel], s=14, label=opt, color=colors[opt])
-    lo = min(min(p[2], p[3]) for p in pts)
-    hi = max(max(p[2], p[3]) for p in pts)
-    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set(xlabel="reference", ylabel="model", title="physical properties: parity")
-    ax.legend(fontsize=6)
-    return _save(fig, out / "property_parity.png")
+    names = sorted(pts)
+    ncol = min(4, len(names))
+    nrow = math.ceil(len(names) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.45 * ncol, 2.3 * nrow + 0.4), squeeze=False)
+    colors = _colors(sorted({lbl for v in pts.values() for lbl, _, _ in v if lbl}))
+    for ax, name in zip(axes.flat, names):
+        struct, prop, quantity = name.split(" ", 2)
+        label, unit = split_unit(quantity)
+        vals = pts[name]
+        for lbl in colors:
+            sel = [v for v in vals if v[0] == lbl]
+            ax.scatter([v[1] for v in sel], [v[2] for v in sel], s=12, color=colors[lbl], label=lbl)
+        lo = min(min(v[1], v[2]) for v in vals)
+        hi = max(max(v[1], v[2]) for v in vals)
+        pad = 0.05 * (hi - lo or abs(hi) or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.7)
+        u = f" ({unit})" if unit else ""
+        ax.set_title(f"{struct} {prop}: {label.replace('_', ' ')}", fontsize=8)
+        ax.set_xlabel(f"reference{u}", fontsize=7)
+        ax.set_ylabel(f"model{u}", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(out / "property_parity.png", dpi=110)
+    plt.close(fig)
+    return out / "property_parity.png"
+
+
+def summary(data: StudyData, out: Path) -> Path | None:
+    """Which optimizer, where: per dataset, the optimizers ranked by the first ID test set's force
+    MAE at their selected LR (mean and 95% CI over seeds); diverged and failed ones marked."""
+    rows = data.summary()
+    panels = []
+    for ds in data.datasets:
+        ids = [n for n, t in data.test_sets(ds).items() if t == "ID"] or list(data.test_sets(ds))
+        if not ids:
+            continue
+        key = f"{data.test_sets(ds)[ids[0]]}:{ids[0]}:forces_mae"
+        entries = [r for r in rows if r["dataset"] == ds]
+        ranked = sorted(entries, key=lambda r: (r[key]["mean"] is None, r[key]["mean"] or 0.0))
+        panels.append((ds, ids[0], key, ranked))
+    if not panels:
+        return None
+    n_opt = max(len(p[3]) for p in panels)
+    ncol = min(3, len(panels))
+    nrow = math.ceil(len(panels) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, (0.3 * n_opt + 1.1) * nrow), squeeze=False)
+    colors = _colors(data.optimizers)
+    for ax, (ds, test, key, ranked) in zip(axes.flat, panels):
+        y = np.arange(len(ranked))[::-1]
+        for yi, r in zip(y, ranked):
+            stat = r[key]
+            if stat["mean"] is None:
+                ax.text(0, yi, "  no completed trial", va="center", fontsize=7, color="0.4")
+                continue
+            hatch = "///" if r["diverged"] else None
+            ax.barh(yi, stat["mean"], color=colors[r["optimizer"]], hatch=hatch, edgecolor="k", lw=0.4,
+                    xerr=stat["ci"] or 0, capsize=2)
+            note = f" {stat['mean']:.0f}" + (f" ± {stat['ci']:.0f}" if stat["ci"] is not None else "")
+            if r["diverged"]:
+                note += f"  ({r['diverged']} diverged)"
+            ax.text(stat["mean"] + (stat["ci"] or 0), yi, note, va="center", fontsize=6.5)
+        ax.set_yticks(y, [f"{r['optimizer']} ({r['lr']:g})" for r in ranked], fontsize=7)
+        ax.set_xlabel(f"{test} force MAE (meV/Å)", fontsize=7)
+        ax.set_title(ds, fontsize=9)
+        ax.tick_params(axis="x", labelsize=6)
+        ax.margins(x=0.35)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    return _save(fig, out / "summary.png")
 
 
 def _manifest_reference(data: StudyData, dataset: str, struct: str, prop: str) -> dict:
@@ -205,9 +273,42 @@ def _eigs(block):
     return vals or None
 
 
+CAPTIONS = {
+    "summary": "Which optimizer, where: each panel is one dataset; optimizers (with the learning rate chosen on "
+               "validation) are ranked by the force MAE on the first in-distribution test set, best at the top. Bars "
+               "are seed means, whiskers 95% intervals; hatched bars had a diverged seed. Overlapping whiskers mean "
+               "the ranking is not settled.",
+    "learning_curves": "Training loss (left, log scale) and validation force MAE (right) against step for the first "
+                       "seed of each optimizer at its selected learning rate. Lower is better; a curve that ends early "
+                       "stopped early or diverged.",
+    "force_errors": "Force MAE per optimizer on each test set (seed mean, whisker 95% interval), one panel per "
+                    "dataset. Compare bars of one colour across optimizers; ID sets are in distribution, OOD sets not.",
+    "performance_profile": "Performance profile: for each optimizer, the share of problems (dataset x test set) on "
+                           "which its force MAE is within a factor τ of the best optimizer's. Higher and further left "
+                           "is better; the value at τ = 1 is the share of problems it wins.",
+    "refinement": "Force MAE before (first-order training) and after the L-BFGS refinement stage, per optimizer and "
+                  "test set. A lower right bar means the refinement helped.",
+    "property_parity": "Physical properties, one panel per quantity with its own axis and unit: model value against "
+                       "the reference method's. Points on the dashed diagonal agree with the reference.",
+    "hessian_spectra": "Extreme Hessian eigenvalues of the fine-tuning loss (Lanczos, absolute value, log scale) per "
+                       "trial and checkpoint: blue the raw Hessian H, red the preconditioned P^1/2 H P^1/2 the "
+                       "optimizer sees. A narrower red spread means better conditioning.",
+    "phonons": "Phonon frequencies (THz) at the high-symmetry points: black bars the reference, dots each model. "
+               "Dots on the bars agree with the reference; negative values are imaginary modes.",
+}
+
+
+def caption(path: Path) -> str:
+    """What a figure of `all_figures` shows and how to read it."""
+    stem = Path(path).stem
+    return next((text for prefix, text in CAPTIONS.items() if stem == prefix or stem.startswith(prefix + "_")), stem)
+
+
 def all_figures(data: StudyData, out: Path) -> list[Path]:
+    """Every figure of the study, the summary first."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = [*learning_curves(data, out), error_bars(data, out), performance_profile(data, out)]
+    paths = [p for p in (summary(data, out),) if p]
+    paths += [*learning_curves(data, out), error_bars(data, out), performance_profile(data, out)]
     for fn in (refinement, property_parity, hessian_spectra):
         p = fn(data, out)
         if p:
