@@ -256,18 +256,44 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
+    """The parsers of every command (`data generate`, not `data`)."""
+    out = []
+    for parser in sub.choices.values():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        out += _leaf_parsers(nested[0]) if nested else [parser]
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optbench", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report):
         add(sub)
+    for command in _leaf_parsers(sub):
+        command.add_argument("--threads", type=_positive_int, metavar="N",
+                             help="CPU threads of torch and the reference codes (default: OMP_NUM_THREADS, "
+                                  "else half the available CPUs)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from optbench.threads import configure
+
+    args.threads = configure(args.threads)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
