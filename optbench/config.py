@@ -48,7 +48,7 @@ class FinetuneConfig(BaseModel):
     eval_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     divergence_factor: float = Field(1e4, gt=1)
-    e0: Literal["refit", "keep"] = "refit"
+    e0: str | dict[str, float] = "refit"  # refit|keep|average|isolated or {element: eV}; see optbench.e0
     refine: Literal["lbfgs"] | None = None
     refine_steps: int = Field(20, ge=1)
     refine_structures: int = Field(64, ge=1)
@@ -62,6 +62,13 @@ class FinetuneConfig(BaseModel):
             if name in ("train", "valid") or not name:
                 raise ValueError(f"test-set name '{name}' is reserved")
         return value
+
+    @field_validator("e0", mode="before")
+    @classmethod
+    def _e0(cls, value):
+        from optbench.e0 import parse_e0
+
+        return parse_e0(value)
 
     @field_validator("loss_weights", mode="before")
     @classmethod
