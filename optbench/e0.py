@@ -245,3 +245,11 @@ def apply_e0(setting: str | dict[str, float], backbone, fset, isolated: list, tr
         info["E0_eV"] = _symbols(backbone.reference_energies(zs))
     info["isolated_atom_frames_excluded"] = len(isolated)
     return info
+
+
+def describe_e0(info: dict) -> str:
+    """One line for the log: the E0 setting and the values it left (eV per atom)."""
+    values = ", ".join(f"{s} {v:.6g}" for s, v in (info.get("E0_eV") or {}).items())
+    extra = f"; {info['isolated_atom_frames_excluded']} IsolatedAtom frame(s) left out of the data" \
+        if info.get("isolated_atom_frames_excluded") else ""
+    return f"E0s ({info['mode']}): {values or 'not reported by this backbone'} eV/atom{extra}"

@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 from optbench.backbones import load_backbone
 from optbench.config import FinetuneConfig
 from optbench.data.io import Frame, LabelKeys, read_frames
-from optbench.e0 import apply_e0, check_e0, fit_reference_energies, split_isolated  # noqa: F401 (fit_reference_energies: old import path)
+from optbench.e0 import apply_e0, check_e0, describe_e0, fit_reference_energies, split_isolated  # noqa: F401 (fit_reference_energies: old import path)
 from optbench.errors import InputError
 from optbench.evaluate import evaluate_sets, tag_of
 from optbench.io import check_writable_dir, read_json, torch_save, write_json, write_yaml
 from optbench.loss import FeaturizedSet, compute_loss
 from optbench.optim import build_optimizer, get_spec, set_mode
+from optbench.provenance import log, log_run_start, provenance, run_log
 
 RESULTS, METRICS, CONFIG, ZERO_SHOT, CKPT_DIR = "results.json", "metrics.jsonl", "config.yaml", "zero_shot.json", "checkpoints"
 
@@ -256,7 +257,7 @@ class FinetuneRun:
                     for p, s in zip(self.params, snapshot):
                         p.copy_(s)
                 state.diverged = True
-                tqdm.write(f"diverged at step {state.step + 1} (loss {loss:.3g}); keeping the last finite weights")
+                log.warning(f"diverged at step {state.step + 1} (loss {loss:.3g}); keeping the last finite weights")
                 break
             lr = self.optimizer.param_groups[0]["lr"]
             if self.scheduler:
@@ -347,6 +348,7 @@ class FinetuneRun:
         cfg = self.config
         done = self.out / RESULTS
         if done.exists() and read_json(done).get("config_hash") == cfg.hash():
+            log.info(f"{done} holds this run, finished: nothing to do")
             return read_json(done)
         self._prepare()
         write_yaml(self.out / CONFIG, cfg.to_yaml_dict())
@@ -355,8 +357,11 @@ class FinetuneRun:
         if resumed:
             zero = read_json(zs_path)
             state = self._resume()
+            self._log_start(state.step)
         else:
+            self._log_start(None)
             e0 = apply_e0(cfg.e0, self.backbone, self.train, self.isolated_frames, cfg.train, cfg.eval_batch_size)
+            log.info(describe_e0(e0))
             zero = {"e0": e0, "metrics": self._evaluate()}
             write_json(zs_path, zero)
             (self.out / METRICS).write_text("")
@@ -376,6 +381,7 @@ class FinetuneRun:
             "stopped_early": state.stopped_early, "best_valid_step": state.best_step,
             "wall_time_s": state.elapsed_s, "config_hash": cfg.hash(), "e0": zero["e0"],
             "valid_loss": _valid_loss(metrics["final"]["valid"], cfg) if "valid" in metrics["final"] else None,
+            "provenance": self.provenance,
         }
         if cfg.refine and not state.diverged:
             t0 = time.perf_counter()
@@ -388,11 +394,19 @@ class FinetuneRun:
         result["metrics"] = metrics
         self.backbone.save(self.out / "model")
         write_json(done, result)
+        log.info(f"{result['status']} after {state.step} steps, {result['wall_time_s']:.1f} s wall time -> {done}")
         return result
+
+    def _log_start(self, resumed_step: int | None) -> None:
+        self.provenance = provenance(self.config.device, [self.backbone.name])
+        log_run_start(self.config, self.provenance, len(self.train), len(self.valid) if self.valid else 0,
+                      self.steps_per_epoch, self.total_steps, resumed_step)
 
 
 def finetune(config: FinetuneConfig | dict) -> dict:
     """Fine-tune `config.model` and return the results (also written to RUN_DIR/results.json)."""
     if isinstance(config, dict):
         config = FinetuneConfig.validated(config)
-    return FinetuneRun(config).run()
+    run = FinetuneRun(config)  # reads and checks every input before the log file is opened
+    with run_log(config.out):
+        return run.run()
