@@ -207,8 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from optbench.provenance import set_command
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_command(["optbench", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.func(args) or 0)
     except InputError as err:

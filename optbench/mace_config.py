@@ -111,8 +111,11 @@ def from_mace(data: dict[str, Any], source: str = "config", cli: bool = False) -
     architecture = mace and data.get("model") in ARCHITECTURES
     out = {k: v for k, v in data.items() if k in fields and not (architecture and k == "model")}
     used, ignored = [], [f"model={data['model']}"] if architecture else []
+    if "clip_grad" in out and out["clip_grad"] is None:
+        out["clip_grad"] = 0.0  # MACE's `clip_grad: null`: no clipping
     if "ema" in data:
         out["ema_decay"] = _ema(data["ema"], data.get("ema_decay"))
+        used += ["ema", *(["ema_decay"] if "ema_decay" in data else [])] if mace else []
     elif mace and not cli and "ema_decay" in data:
         out.pop("ema_decay", None)  # MACE uses ema_decay only together with `ema: true`
         ignored.append("ema_decay (no ema: true)")
@@ -139,9 +142,7 @@ def from_mace(data: dict[str, Any], source: str = "config", cli: bool = False) -
 def _carry(key: str, value: Any, data: dict, out: dict, source: str) -> bool:
     """Put one MACE option into `out`; False when its value has no optbench meaning."""
     field = MAPPED[key][0]
-    if key in ("train_file", "valid_file", "valid_fraction", "E0s", "energy_key", "forces_key", "stress_key",
-               "virials_key", "batch_size", "valid_batch_size", "lr", "weight_decay", "seed", "device",
-               "optimizer", "patience"):
+    if key in ("train_file", "valid_file", "E0s", "virials_key", "valid_batch_size"):  # renamed only
         _set(out, field, value, source, key)
     elif key == "test_file":
         out["tests"] = {**out.get("tests", {}), "test": value}
@@ -168,8 +169,6 @@ def _carry(key: str, value: Any, data: dict, out: dict, source: str) -> bool:
     elif key.endswith("_weight"):
         scale = 1 / GPA_PER_EV_A3**2 if key == "stress_weight" else 1.0
         out["loss_weights"] = {**(out.get("loss_weights") or {}), field.split(".")[1]: float(value) * scale}
-    elif key == "clip_grad":
-        _set(out, "clip_grad", 0.0 if value is None else value, source, key)
     elif field == "out":
         path = _out(data)
         if path is not None:

@@ -24,6 +24,20 @@ log = logging.getLogger("optbench")
 BACKBONE_PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "mace": "mace-torch"}
 
 
+_command: list[str] | None = None
+
+
+def set_command(argv: list[str]) -> None:
+    """The command line to record (the CLI sets it; otherwise sys.argv is recorded)."""
+    global _command
+    _command = list(argv)
+
+
+def _command_line() -> str | None:
+    argv = _command if _command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else None
+    return shlex.join(argv) if argv else None
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -73,7 +87,7 @@ def provenance(device: str = "cpu", backbones: Iterable[str] = (), threads: int 
         "device": {"requested": device, "name": _device_name(device)},
         "threads": {"torch": threads or torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "platform": platform.platform(),
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
+        "command": _command_line(),
     }
 
 

@@ -37,13 +37,13 @@ def test_results_record_provenance_and_the_log_holds_what_was_printed(ethanol_sm
     }
     assert prov["device"]["requested"] == "cpu" and prov["device"]["name"]
     assert prov["threads"]["torch"] == torch.get_num_threads()
-    assert "finetune" in prov["command"]
+    assert prov["command"].startswith("optbench finetune --model chgnet --train ")
     text = (out / "log.txt").read_text()
     lines = [ln for ln in printed.splitlines() if ln.strip()]
-    assert any("forces_mae" in ln or "forces MAE" in ln for ln in lines)  # the results table
+    assert any("F MAE" in ln for ln in lines) and any("meV/Å" in ln for ln in lines)  # the results table
     for line in lines:  # every printed line is in the log, after a time stamp and level
         assert line in text, line
-    for expected in ("optbench finetune chgnet with adamw", "E0s (refit): H ", "training structures: ",
+    for expected in ("optbench finetune chgnet with adamw", "command: optbench finetune --model chgnet", "E0s (refit): H ", "training structures: ",
                      "completed after 2 steps"):
         assert expected in text, expected
     # a rerun appends to the log instead of starting it again
