@@ -110,7 +110,7 @@ def from_mace(data: dict[str, Any], source: str = "config", cli: bool = False) -
     mace = is_mace_style(data)
     architecture = mace and data.get("model") in ARCHITECTURES
     out = {k: v for k, v in data.items() if k in fields and not (architecture and k == "model")}
-    used, ignored = [], [f"model={data['model']}"] if architecture else []
+    used, ignored = [], ["model"] if architecture else []
     if "clip_grad" in out and out["clip_grad"] is None:
         out["clip_grad"] = 0.0  # MACE's `clip_grad: null`: no clipping
     if "ema" in data:
@@ -118,7 +118,7 @@ def from_mace(data: dict[str, Any], source: str = "config", cli: bool = False) -
         used += ["ema", *(["ema_decay"] if "ema_decay" in data else [])] if mace else []
     elif mace and not cli and "ema_decay" in data:
         out.pop("ema_decay", None)  # MACE uses ema_decay only together with `ema: true`
-        ignored.append("ema_decay (no ema: true)")
+        ignored.append("ema_decay")  # without `ema: true`
     for key, value in data.items():
         if key in fields or key in ("ema", "ema_decay"):
             continue
@@ -130,7 +130,7 @@ def from_mace(data: dict[str, Any], source: str = "config", cli: bool = False) -
         if _carry(key, value, data, out, source):
             used.append(key)
         else:
-            ignored.append(f"{key}={value}")
+            ignored.append(key)  # a value optbench has no equivalent for
     notes = []
     if used:
         notes.append(f"{source}: MACE options mapped: " + ", ".join(f"{k} -> {MAPPED[k][0]}" for k in used))
