@@ -105,7 +105,9 @@ def evaluate_model(
     from optbench.io import write_json
 
     keys = LabelKeys(energy=energy_key, forces=forces_key, stress=stress_key)
-    frames = {name: read_frames(path, keys) for name, path in tests.items()}
+    from optbench.e0 import split_isolated  # IsolatedAtom frames are E0 data, not test structures
+
+    frames = {name: split_isolated(read_frames(path, keys), path)[0] for name, path in tests.items()}
     if out is not None:
         from optbench.io import check_writable_dir
 

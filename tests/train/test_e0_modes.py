@@ -14,7 +14,7 @@ from optbench.config import FinetuneConfig
 from optbench.data import read_frames
 from optbench.e0 import apply_e0, parse_e0
 from optbench.errors import InputError
-from optbench.evaluate import predict_set
+from optbench.evaluate import evaluate_model, predict_set
 from optbench.loss import FeaturizedSet
 from optbench.train import finetune
 
@@ -127,6 +127,9 @@ def test_isolated_atoms_give_the_e0s_and_are_never_data(ethanol_small, tmp_path)
     assert final["id"]["n_structures"] == len(test)
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
     assert on_disk["e0"]["E0_eV"] == pytest.approx(ISOLATED, abs=E0_TOL)
+    # `optbench evaluate` leaves them out as well
+    block = evaluate_model(str(tmp_path / "run"), {"id": tmp_path / "test.xyz"})
+    assert block["id"]["n_structures"] == len(test)
 
 
 def test_isolated_without_isolated_frames_names_the_file(ethanol_small, tmp_path):
