@@ -164,10 +164,13 @@ def log_run_start(config, prov: dict, n_train: int, n_valid: int, steps_per_epoc
     log.info(summary(prov))
     for note in getattr(config, "_notes", None) or []:
         log.info(note)
-    budget = f"{total_steps} steps"
-    if config.epochs is not None:
-        budget += f" (epochs {config.epochs} x {steps_per_epoch} steps per epoch, capped by max_steps {config.max_steps})" \
-            if config.max_steps is not None else f" (epochs {config.epochs} x {steps_per_epoch} steps per epoch)"
+    limits = [f"epochs {config.epochs} x {steps_per_epoch} steps per epoch = {config.epochs * steps_per_epoch}"] \
+        if config.epochs is not None else []
+    limits += [f"max_steps {config.max_steps}"] if config.max_steps is not None else []
+    budget = f"{total_steps} steps ({' or '.join(limits) if limits else 'one epoch'}, whichever is smaller)" \
+        if len(limits) > 1 else f"{total_steps} steps ({limits[0] if limits else 'one epoch'})"
+    if config.max_time_s is not None:
+        budget += f", at most {config.max_time_s:g} s wall time"
     log.info(f"training structures: {n_train}, validation: {n_valid}; batch_size {config.batch_size} -> "
              f"{steps_per_epoch} steps per epoch; budget {budget}")
     if resumed_step is not None:
