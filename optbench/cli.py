@@ -6,88 +6,34 @@ import argparse
 import sys
 from pathlib import Path
 
+from optbench.cli_args import kv as _kv
 from optbench.errors import InputError, exit_code
-
-
-def _kv(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
-    key, value = text.split("=", 1)
-    return key.strip(), value.strip()
-
-
-def _weights(text: str) -> dict[str, float]:
-    out = {}
-    for part in text.split(","):
-        key, value = _kv(part)
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"loss weight '{key}' is not a number: '{value}'") from None
-    return out
 
 
 # ---------------------------------------------------------------- finetune / evaluate
 def _add_finetune(sub) -> None:
-    p = sub.add_parser("finetune", help="fine-tune a pretrained backbone on extxyz data")
-    p.add_argument("--config", help="YAML run config; command-line flags override it")
-    p.add_argument("--model", help="backbone: chgnet, sevennet-0, mace:PATH, or a RUN_DIR")
-    p.add_argument("--train", help="training extxyz file")
-    p.add_argument("--valid", help="validation extxyz file (default: --valid-fraction of --train)")
-    p.add_argument("--test", action="append", type=_kv, metavar="NAME=FILE", help="named test set (repeatable); a name starting with 'ood' is tagged OOD")
-    p.add_argument("--optimizer", help="registry name (adam, adamw, radam, sgd, lamb, ranger, schedulefree, lbfgs) or module:Class")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--energy-key")
-    p.add_argument("--forces-key")
-    p.add_argument("--stress-key")
-    p.add_argument("--virial-key")
-    p.add_argument("--loss-weights", type=_weights, metavar="energy=1,forces=10,stress=0.1")
-    p.add_argument("--schedule", choices=["constant", "cosine", "warmup", "warmup_cosine"])
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--clip-grad", type=float, help="max gradient norm (0 disables)")
-    p.add_argument("--ema", type=float, help="EMA decay of the weights (0 disables)")
-    p.add_argument("--valid-fraction", type=float)
-    p.add_argument("--patience", type=int, help="early-stopping patience in evaluations")
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--checkpoint-every", type=int)
-    p.add_argument("--e0", choices=["refit", "keep"], help="refit per-element reference energies or keep the pretrained ones")
-    p.add_argument("--refine", choices=["lbfgs"], help="second-order refinement stage after first-order training")
-    p.add_argument("--refine-steps", type=int)
-    p.add_argument("--device")
-    p.add_argument("--out", help="run directory")
-    p.add_argument("--restart", action="store_true", help="discard what --out holds (checkpoints, results) and start over")
+    from optbench.cli_args import add_finetune_arguments
+
+    p = sub.add_parser("finetune", help="fine-tune a pretrained backbone on extxyz data (optbench's or MACE's option names)")
+    add_finetune_arguments(p)
+    p.add_argument("--restart", action="store_true", default=False,
+                   help="discard what --out holds (checkpoints, results) and start over")
     p.set_defaults(func=_cmd_finetune)
 
 
 def _cmd_finetune(args) -> int:
+    from optbench.cli_args import finetune_overrides
     from optbench.config import FinetuneConfig
+    from optbench.evaluate import format_table
+    from optbench.provenance import console, log, run_log
     from optbench.train import finetune
 
-    overrides = {
-        "model": args.model, "train": args.train, "valid": args.valid, "optimizer": args.optimizer, "lr": args.lr,
-        "batch_size": args.batch_size, "max_steps": args.max_steps, "epochs": args.epochs,
-        "seed": args.seed, "energy_key": args.energy_key, "forces_key": args.forces_key,
-        "stress_key": args.stress_key, "virial_key": args.virial_key,
-        "loss_weights": args.loss_weights, "schedule": args.schedule,
-        "warmup_steps": args.warmup_steps, "weight_decay": args.weight_decay,
-        "clip_grad": args.clip_grad, "ema_decay": args.ema, "valid_fraction": args.valid_fraction,
-        "patience": args.patience, "eval_every": args.eval_every,
-        "checkpoint_every": args.checkpoint_every, "e0": args.e0, "refine": args.refine,
-        "refine_steps": args.refine_steps, "device": args.device, "out": args.out,
-    }
-    if args.test:
-        overrides["tests"] = dict(args.test)
-    config = FinetuneConfig.from_sources(args.config, overrides)
+    console()  # what optbench logs is printed, and the run's log.txt holds it
+    config = FinetuneConfig.from_sources(args.config, finetune_overrides(args))
     result = finetune(config, restart=args.restart, named_keys=_named_keys(args))
-    from optbench.evaluate import format_table
-
-    print(format_table(result["metrics"]))
-    print(f"status: {result['status']}  steps: {result['steps']}  wall time: {result['wall_time_s']:.1f} s  -> {config.out}")
+    with run_log(config.out):
+        log.info(format_table(result["metrics"]))
+        log.info(f"status: {result['status']}  steps: {result['steps']}  wall time: {result['wall_time_s']:.1f} s  -> {config.out}")
     return 0
 
 
@@ -99,12 +45,12 @@ def _named_keys(args) -> set[str]:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="energy/force/stress errors of any model on named test sets")
     p.add_argument("--model", required=True, help="chgnet, sevennet-0, mace:PATH or a RUN_DIR")
-    p.add_argument("--test", action="append", type=_kv, required=True, metavar="NAME=FILE")
-    p.add_argument("--energy-key")
-    p.add_argument("--forces-key")
-    p.add_argument("--stress-key")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--test", action="append", type=_kv, required=True, metavar="NAME=FILE", help="named extxyz test set (repeatable)")
+    p.add_argument("--energy-key", help="extxyz key of the energy in eV (unset: 'energy'; a key you name must exist)")
+    p.add_argument("--forces-key", help="extxyz key of the forces in eV/Å (unset: 'forces'; a key you name must exist)")
+    p.add_argument("--stress-key", help="extxyz key of the stress in eV/Å^3, ASE sign (unset: 'stress'; a key you name must exist)")
+    p.add_argument("--batch-size", type=int, default=16, help="structures per forward pass")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     p.add_argument("--out", required=True, help="output JSON file")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -126,16 +72,16 @@ def _add_data(sub) -> None:
     p = sub.add_parser("data", help="built-in benchmark datasets and the public-dataset registry")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     g = dsub.add_parser("generate", help="generate a dataset with an offline reference method")
-    g.add_argument("regime", choices=["molecular", "crystal", "liquid", "interface"])
-    g.add_argument("--size", choices=["small", "full"], default="small")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", required=True)
+    g.add_argument("regime", choices=["molecular", "crystal", "liquid", "interface"], help="which built-in regime")
+    g.add_argument("--size", choices=["small", "full"], default="small", help="small: the shipped size; full: larger cells, 10x more frames")
+    g.add_argument("--seed", type=int, default=0, help="seed of every sampling stream")
+    g.add_argument("--out", required=True, help="dataset folder to write")
     g.set_defaults(func=_cmd_data_generate)
     ls = dsub.add_parser("list", help="list built-in and public datasets")
     ls.set_defaults(func=_cmd_data_list)
     f = dsub.add_parser("fetch", help="download (or import with --from) a public dataset, verified by sha256")
-    f.add_argument("name")
-    f.add_argument("--out", required=True)
+    f.add_argument("name", help="public dataset name (see `optbench data list`)")
+    f.add_argument("--out", required=True, help="folder to write")
     f.add_argument("--from", dest="from_path", help="local copy to import instead of downloading")
     f.set_defaults(func=_cmd_data_fetch)
 
@@ -165,12 +111,13 @@ def _cmd_data_fetch(args) -> int:
 # ---------------------------------------------------------------- properties
 def _add_property(sub) -> None:
     p = sub.add_parser("property", help="a physical property of a model, against reference")
-    p.add_argument("name", choices=["elastic", "eos", "phonons", "vibrations", "md", "interface"])
+    p.add_argument("name", choices=["elastic", "eos", "phonons", "vibrations", "md", "interface"],
+                   help="elastic (GPa), eos (Å^3, eV, GPa), phonons (THz), vibrations (cm^-1), md, interface")
     p.add_argument("--model", required=True, help="RUN_DIR, chgnet, ... or 'reference'")
     p.add_argument("--structure", required=True, help="structure file (any ASE format)")
     p.add_argument("--dataset", help="dataset folder whose manifest holds reference values")
-    p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="cpu", help="torch device of the model: cpu, cuda, cuda:1, ...")
+    p.add_argument("--out", required=True, help="folder for NAME.json and figures")
     p.set_defaults(func=_cmd_property)
 
 
@@ -189,17 +136,17 @@ def _cmd_property(args) -> int:
 def _add_curvature(sub) -> None:
     p = sub.add_parser("curvature", help="Hessian spectra of the fine-tuning loss as each optimizer sees it")
     p.add_argument("--run", required=True, help="RUN_DIR of a finetune run")
-    p.add_argument("--checkpoint", choices=["start", "mid", "final", "refined"], default="final")
+    p.add_argument("--checkpoint", choices=["start", "mid", "final", "refined"], default="final", help="weights of the run to analyse")
     p.add_argument("--data", required=True, help="extxyz file for the loss")
-    p.add_argument("--n-structures", type=int, default=32)
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--gauss-newton", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-structures", type=int, default=32, help="structures in the loss")
+    p.add_argument("--k", type=int, default=10, help="top Hessian eigenpairs (Lanczos) and directions of the spectral filter")
+    p.add_argument("--gauss-newton", action="store_true", help="Gauss-Newton matrix instead of the Hessian")
+    p.add_argument("--seed", type=int, default=0, help="seed of the structure choice and the random vectors")
     p.add_argument("--lanczos-iter", type=int, help="Lanczos steps per run (default 2k+10)")
     p.add_argument("--probes", type=int, help="Hutchinson probes (default k)")
     p.add_argument("--slq-vectors", type=int, default=3, help="random vectors for the spectral density")
-    p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="cpu", help="torch device of the model: cpu, cuda, cuda:1, ...")
+    p.add_argument("--out", required=True, help="folder for curvature.json and figures")
     p.set_defaults(func=_cmd_curvature)
 
 
@@ -221,8 +168,8 @@ def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run a study (the built-in quick study when no file is given)")
     p.add_argument("study", nargs="?", help="study YAML")
     p.add_argument("--preset", choices=["quick", "paper"], help="a built-in study instead of a file")
-    p.add_argument("--executor", choices=["local", "process", "ray"], default="local")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--executor", choices=["local", "process", "ray"], default="local", help="where trials run")
+    p.add_argument("--workers", type=int, default=1, help="trials at a time (process and local Ray)")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     p.add_argument("--out", help="study folder (default runs/<study name>)")
     p.set_defaults(func=_cmd_run)
@@ -242,7 +189,7 @@ def _cmd_run(args) -> int:
 
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="rebuild a study's report from its stored results")
-    p.add_argument("folder")
+    p.add_argument("folder", help="study folder (holds study.json)")
     p.set_defaults(func=_cmd_report)
 
 
@@ -276,23 +223,31 @@ def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from optbench import __version__
+    from optbench.cli_args import use_help_formatter
+
     parser = argparse.ArgumentParser(prog="optbench", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"optbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report):
         add(sub)
     for command in _leaf_parsers(sub):
-        command.add_argument("--threads", type=_positive_int, metavar="N",
+        command.add_argument("--threads", type=_positive_int, metavar="N", default=None,
                              help="CPU threads of torch and the reference codes (default: OMP_NUM_THREADS, "
                                   "else half the available CPUs)")
+    use_help_formatter(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from optbench.provenance import set_command
+
     parser = build_parser()
     args = parser.parse_args(argv)
     from optbench.threads import configure
 
+    set_command(["optbench", *(sys.argv[1:] if argv is None else argv)])
     args.threads = configure(args.threads)
     try:
         return int(args.func(args) or 0)

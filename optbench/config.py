@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from optbench.errors import InputError
 from optbench.loss import LossWeights
@@ -86,12 +86,13 @@ class FinetuneConfig(BaseModel):
     eval_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     divergence_factor: float = Field(1e4, gt=1)
-    e0: Literal["refit", "keep"] = "refit"
+    e0: str | dict[str, float] = "refit"  # refit|keep|average|isolated or {element: eV}; see optbench.e0
     refine: Literal["lbfgs"] | None = None
     refine_steps: int = Field(20, ge=1)
     refine_structures: int = Field(64, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     device: str = "cpu"
+    _notes: list[str] = PrivateAttr(default_factory=list)  # how a MACE-style config was read, for the log
 
     @field_validator("tests")
     @classmethod
@@ -106,6 +107,13 @@ class FinetuneConfig(BaseModel):
     def _device(cls, value: str) -> str:
         return _check_device(value)
 
+    @field_validator("e0", mode="before")
+    @classmethod
+    def _e0(cls, value):
+        from optbench.e0 import parse_e0
+
+        return parse_e0(value)
+
     @field_validator("loss_weights", mode="before")
     @classmethod
     def _weights(cls, value):
@@ -119,8 +127,10 @@ class FinetuneConfig(BaseModel):
     @classmethod
     def from_sources(cls, yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
         """Config from an optional YAML file with command-line overrides (None values ignored)."""
+        from optbench.mace_config import from_mace
+
         data: dict[str, Any] = {}
-        source = "command line"
+        source, notes = "command line", []
         if yaml_path:
             source = str(yaml_path)
             path = Path(yaml_path)
@@ -132,19 +142,21 @@ class FinetuneConfig(BaseModel):
                 raise InputError(f"not valid YAML ({yaml_problem(err)})", file=path) from None
             if not isinstance(loaded, dict):
                 raise InputError("expected a mapping at the top level", file=path)
+            loaded, notes = from_mace(loaded, source)
             data.update(loaded)
-        for key, value in (overrides or {}).items():
-            if value is None:
-                continue
+        flags, cli_notes = from_mace({k: v for k, v in (overrides or {}).items() if v is not None}, "command line", cli=True)
+        for key, value in flags.items():
             if key == "loss_weights" and isinstance(data.get("loss_weights"), dict):
                 value = {**data["loss_weights"], **value}
             data[key] = value
-        return cls.validated(data, source)
+        config = cls.validated(data, source)
+        config._notes = [*notes, *cli_notes]
+        return config
 
     @classmethod
     def validated(cls, data: dict[str, Any], source: str = "config") -> FinetuneConfig:
         if "train" not in data:
-            raise InputError("a training set is required (--train FILE)", file=source, field="train")
+            raise InputError("a training set is required (--train FILE, or train: / train_file: in the YAML)", file=source, field="train")
         try:
             return cls.model_validate(data)
         except ValidationError as err:

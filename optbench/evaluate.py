@@ -109,7 +109,9 @@ def evaluate_model(
     from optbench.data.io import LabelKeys, read_frames
 
     keys = LabelKeys(energy=energy_key, forces=forces_key, stress=stress_key)
-    frames = {name: read_frames(path, keys) for name, path in tests.items()}
+    from optbench.e0 import split_isolated  # IsolatedAtom frames are E0 data, not test structures
+
+    frames = {name: split_isolated(read_frames(path, keys), path)[0] for name, path in tests.items()}
     if out is None:
         return _evaluate_frames(model, tests, frames, None, energy_key, forces_key, stress_key, batch_size, device,
                                 named_keys)

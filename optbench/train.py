@@ -17,47 +17,19 @@ import torch
 from tqdm.auto import tqdm
 
 from optbench.backbones import load_backbone
-from optbench.backbones.base import Backbone
 from optbench.config import FinetuneConfig
 from optbench.data.io import Frame, LabelKeys, read_frames
+from optbench.e0 import apply_e0, check_e0, describe_e0, fit_reference_energies, split_isolated  # noqa: F401 (fit_reference_energies: old import path)
 from optbench.errors import InputError
-from optbench.evaluate import evaluate_sets, predict_set, tag_of
+from optbench.evaluate import evaluate_sets, tag_of
 from optbench.io import read_json, torch_save, write_json, write_yaml
 from optbench.loss import FeaturizedSet, compute_loss, loss_from_metrics
 from optbench.optim import build_optimizer, get_spec, set_mode
+from optbench.provenance import log, log_run_start, provenance, run_log
 from optbench.rollback import Rollback
 from optbench.run_folder import RunFolder, check_inputs
 
 RESULTS, METRICS, CONFIG, ZERO_SHOT, CKPT_DIR = "results.json", "metrics.jsonl", "config.yaml", "zero_shot.json", "checkpoints"
-
-
-# ---------------------------------------------------------------- reference energies
-def fit_reference_energies(backbone: Backbone, fset: FeaturizedSet, batch_size: int = 16) -> dict:
-    """Per-element energy shifts (eV/atom) that best fit the labels, rank-aware.
-
-    First one per-atom offset for all elements, then a minimum-norm per-element correction of
-    the remainder: a set with a single composition gets exactly one offset, never a singular fit.
-    """
-    from ase.data import chemical_symbols
-
-    frames = [f for f in fset.frames if f.energy is not None]
-    pred = predict_set(backbone, fset, batch_size)["energy"]
-    resid = np.array([f.energy - p for f, p in zip(fset.frames, pred) if f.energy is not None])
-    zs = sorted({int(z) for f in frames for z in f.atoms.numbers})
-    counts = np.array([[np.sum(f.atoms.numbers == z) for z in zs] for f in frames], dtype=float)
-    n = counts.sum(axis=1)
-    offset = float(resid @ n / (n @ n))
-    delta, *_ = np.linalg.lstsq(counts, resid - offset * n, rcond=None)
-    rank = int(np.linalg.matrix_rank(counts))
-    shifts = {z: offset + float(d) for z, d in zip(zs, delta)}
-    after = resid - counts @ np.array([shifts[z] for z in zs])
-    backbone.shift_reference_energies(shifts)
-    return {
-        "mode": "refit", "rank": rank, "n_elements": len(zs),
-        "shifts_eV": {chemical_symbols[z]: v for z, v in shifts.items()},
-        "rmse_before_meV_per_atom": float(1000 * np.sqrt(np.mean((resid / n) ** 2))),
-        "rmse_after_meV_per_atom": float(1000 * np.sqrt(np.mean((after / n) ** 2))),
-    }
 
 
 # ---------------------------------------------------------------- helpers
@@ -150,9 +122,11 @@ class FinetuneRun:
         self.out = Path(config.out)
         self.spec = get_spec(config.optimizer)
         keys = LabelKeys(config.energy_key, config.forces_key, config.stress_key, config.virial_key)
-        self.train_frames = read_frames(config.train, keys)
-        self.valid_frames = read_frames(config.valid, keys) if config.valid else None
-        self.test_frames = {name: read_frames(path, keys) for name, path in config.tests.items()}
+        # IsolatedAtom frames are E0 data, never trained on, validated on or tested (optbench.e0)
+        self.train_frames, self.isolated_frames = split_isolated(read_frames(config.train, keys), config.train)
+        self.valid_frames = split_isolated(read_frames(config.valid, keys), config.valid)[0] if config.valid else None
+        self.test_frames = {name: split_isolated(read_frames(path, keys), path)[0] for name, path in config.tests.items()}
+        check_e0(config.e0, self.train_frames, self.isolated_frames, config.train)
         self.backbone = load_backbone(config.model, config.device)
         checks = [(config.train, self.train_frames), *((config.tests[n], f) for n, f in self.test_frames.items())]
         if self.valid_frames is not None:
@@ -277,8 +251,8 @@ class FinetuneRun:
             if bad or loss > cfg.divergence_factor * max(state.first_loss, 1e-8):
                 state.diverged, self.diverged_at = True, state.step + 1
                 state.step = rollback.restore_last_good()
-                tqdm.write(f"diverged at step {self.diverged_at} (loss {loss:.3g}); restored the last good state "
-                           f"(after step {state.step}: weights and optimizer state)")
+                log.warning(f"diverged at step {self.diverged_at} (loss {loss:.3g}); restored the last good state "
+                            f"(after step {state.step}: weights and optimizer state)")
                 break
             lr = self.optimizer.param_groups[0]["lr"]
             if self.scheduler:
@@ -381,6 +355,7 @@ class FinetuneRun:
         done = self.out / RESULTS
         self.folder.open(restart)
         if done.exists() and read_json(done).get("config_hash") == cfg.hash():
+            log.info(f"{done} holds this run, finished: nothing to do")
             return read_json(done)
         self._prepare()
         write_yaml(self.out / CONFIG, {**cfg.to_yaml_dict(), "inputs": self.folder.inputs})
@@ -389,8 +364,11 @@ class FinetuneRun:
         if resumed:
             zero = read_json(zs_path)
             state = self._resume()
+            self._log_start(state.step)
         else:
-            e0 = fit_reference_energies(self.backbone, self.train, cfg.eval_batch_size) if cfg.e0 == "refit" else {"mode": "keep"}
+            self._log_start(None)
+            e0 = apply_e0(cfg.e0, self.backbone, self.train, self.isolated_frames, cfg.train, cfg.eval_batch_size)
+            log.info(describe_e0(e0))
             zero = {"e0": e0, "metrics": self._evaluate()}
             write_json(zs_path, zero)
             (self.out / METRICS).write_text("")
@@ -408,6 +386,7 @@ class FinetuneRun:
             "wall_time_s": state.elapsed_s, "config_hash": cfg.hash(), "e0": zero["e0"],
             "valid_loss": _valid_loss(metrics["final"]["valid"], cfg) if "valid" in metrics["final"] else None,
             "inputs": self.folder.inputs, "label_coverage": self.label_coverage,
+            "provenance": self.provenance,
         }
         if state.diverged:
             result["diverged_at_step"] = self.diverged_at
@@ -422,7 +401,13 @@ class FinetuneRun:
         result["metrics"] = metrics
         self.backbone.save(self.out / "model")
         write_json(done, result)
+        log.info(f"{result['status']} after {state.step} steps, {result['wall_time_s']:.1f} s wall time -> {done}")
         return result
+
+    def _log_start(self, resumed_step: int | None) -> None:
+        self.provenance = provenance(self.config.device, [self.backbone.name])
+        log_run_start(self.config, self.provenance, len(self.train), len(self.valid) if self.valid else 0,
+                      self.steps_per_epoch, self.total_steps, resumed_step)
 
 
 def finetune(config: FinetuneConfig | dict, *, restart: bool = False, named_keys: set[str] | None = None) -> dict:
@@ -434,6 +419,6 @@ def finetune(config: FinetuneConfig | dict, *, restart: bool = False, named_keys
     """
     if isinstance(config, dict):
         config = FinetuneConfig.validated(config)
-    run = FinetuneRun(config, named_keys)
-    with run.folder.claimed():
+    run = FinetuneRun(config, named_keys)  # reads and checks every input before the folder is claimed
+    with run.folder.claimed(), run_log(config.out):
         return run.run(restart)

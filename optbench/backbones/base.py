@@ -80,6 +80,10 @@ class Backbone(ABC):
     def shift_reference_energies(self, shifts: dict[int, float]) -> None:
         """Add `shifts[Z]` eV to the per-atom reference energy of element Z."""
 
+    def reference_energies(self, numbers: Sequence[int]) -> dict[int, float]:
+        """Current per-atom reference energy (eV) of each element Z in `numbers`."""
+        raise InputError(f"backbone '{self.name}' cannot report its reference energies; use e0 refit or keep", field="e0")
+
     # ---- parameters and persistence
     def parameters(self):
         return [p for p in self.model.parameters() if p.requires_grad]

@@ -57,6 +57,10 @@ class CHGNetBackbone(Backbone):
             for z, delta in shifts.items():
                 weight[0, int(z) - 1] += float(delta)
 
+    def reference_energies(self, numbers) -> dict[int, float]:
+        weight = self.model.composition_model.fc.weight
+        return {int(z): float(weight[0, int(z) - 1]) for z in numbers}
+
     def save_native(self, directory: Path) -> str:
         from optbench.io import torch_save
 

@@ -69,6 +69,11 @@ class MACEBackbone(Backbone):
                 else:
                     e0[idx] += float(delta)
 
+    def reference_energies(self, numbers) -> dict[int, float]:
+        e0 = self.model.atomic_energies_fn.atomic_energies
+        row = e0[self.heads.index(self.head)] if e0.ndim == 2 else e0
+        return {int(z): float(row[self.z_table.z_to_index(int(z))]) for z in numbers}
+
     def save_native(self, directory: Path) -> str:
         """The whole module, as MACE saves it: `MACECalculator(model_paths=path)` loads it."""
         from optbench.io import torch_save

@@ -90,6 +90,13 @@ class SevenNetBackbone(Backbone):
                 else:
                     shift[idx] += float(delta)
 
+    def reference_energies(self, numbers) -> dict[int, float]:
+        shift = self.model._modules["rescale_atomic_energy"].shift
+        if shift.ndim == 1 and shift.numel() == 1:
+            raise InputError("this SevenNet model has one energy shift for all elements; per-element E0s need a species-wise model", field="e0")
+        row = shift[self.model.modal_map[self.modal]] if shift.ndim == 2 else shift
+        return {int(z): float(row[self.model.type_map[int(z)]]) for z in numbers}
+
     def save_native(self, directory: Path) -> str:
         """SevenNet checkpoint (config + state dict): `SevenNetCalculator(path)` and `sevenn` load it."""
         import uuid

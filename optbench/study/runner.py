@@ -142,6 +142,13 @@ def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyC
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
+def _provenance(study: StudyConfig, trials) -> dict:
+    from optbench.provenance import backbone_of, provenance
+
+    device = trials[0].config.device if trials else "cpu"
+    return provenance(device, [backbone_of(b) for b in study.backbones], study.threads_per_trial)
+
+
 def run_study(study: StudyConfig, out: str | Path, executor: str = "local", workers: int = 1,
               address: str | None = None, report: bool = True) -> dict:
     """Run (or resume) every trial and analysis of `study` under `out`; returns the study index."""
@@ -170,6 +177,7 @@ def _run_locked(study, out, datasets, trials, inputs, executor, workers, address
     write_yaml(out / "study.yaml", study.model_dump(mode="json"))
     index = {"study_hash": study.hash(), "name": study.name, "reference_optimizer": study.reference_optimizer,
              "inputs": inputs,
+             "provenance": _provenance(study, trials),
              "trials": [t.row() for t in trials], "selected_lr": {}, "datasets": {
                  n: {"regime": d.regime, "train": str(d.train), "tests": {k: str(v) for k, v in d.tests.items()},
                      "tags": d.tags, "folder": str(d.folder) if d.folder else None} for n, d in datasets.items()}}

@@ -1,0 +1,133 @@
+"""The `optbench finetune` flags (optbench's names with MACE's beside them) and --help with defaults.
+
+Every flag's dest is a FinetuneConfig field or a MACE name that `optbench.mace_config` maps, so
+the overrides are the parsed flags as they stand; flags not given are absent (argparse.SUPPRESS)
+and leave the YAML's values or the config's defaults in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def kv(text: str) -> tuple[str, str]:
+    """NAME=VALUE -> (NAME, VALUE)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def weights(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        key, value = kv(part)
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"loss weight '{key}' is not a number: '{value}'") from None
+    return out
+
+
+def _ema(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"EMA decay must be a number in [0, 1), got '{text}'") from None
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)' where an option has a default (not for None, flags or suppressed)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = self._default(action)
+        if "%(default)" in text or action.required or any(default is x for x in (None, False, argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: {default})"
+
+    def _default(self, action: argparse.Action):
+        return action.default
+
+
+class FinetuneHelpFormatter(HelpFormatter):
+    """Defaults of `finetune` come from FinetuneConfig itself (looked up only when --help is asked)."""
+
+    def _default(self, action: argparse.Action):
+        from optbench.config import FinetuneConfig
+
+        field = FinetuneConfig.model_fields.get(action.dest)
+        if field is None or field.is_required() or action.dest in ("loss_weights", "tests"):
+            return None
+        return field.get_default(call_default_factory=True)
+
+
+def use_help_formatter(parser: argparse.ArgumentParser) -> None:
+    """Give `parser` and all its subcommands the formatter that prints defaults."""
+    if parser.formatter_class is argparse.HelpFormatter:
+        parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                use_help_formatter(sub)
+
+
+def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
+    """optbench's flags, with MACE's `mace_run_train` names as aliases or beside them."""
+    p.formatter_class = FinetuneHelpFormatter
+    p.argument_default = argparse.SUPPRESS
+    a = p.add_argument
+    a("--config", default=None, help="YAML run config: optbench's fields or a MACE fine-tuning YAML; flags override it")
+    a("--model", help="backbone: chgnet, sevennet-0, mace:PATH, mace-mp-small or a RUN_DIR")
+    a("--foundation_model", help="MACE's name: small|medium|large (MACE-MP), a MACE model file, or a --model spec")
+    a("--train", "--train_file", dest="train", help="training extxyz file (energies eV, forces eV/Å, stress eV/Å^3)")
+    a("--valid", "--valid_file", dest="valid", help="validation extxyz file (unset: --valid-fraction of --train)")
+    a("--test", dest="tests", action="append", type=kv, metavar="NAME=FILE",
+      help="named test set (repeatable); a name starting with 'ood' is tagged OOD")
+    a("--test_file", help="MACE's name: one test set, named 'test'")
+    a("--optimizer", help="registry name (adam, adamw, radam, sgd, lamb, ranger, schedulefree, lbfgs) or module:Class")
+    a("--lr", type=float, help="learning rate (peak of the schedule)")
+    a("--batch-size", "--batch_size", dest="batch_size", type=int, help="training structures per step")
+    a("--max-steps", "--max_steps", dest="max_steps", type=int, help="budget in optimizer steps (0: evaluate only)")
+    a("--epochs", type=int, help="budget in passes over the training split; the smaller of this and --max-steps applies")
+    a("--max_num_epochs", type=int,
+      help="MACE's name: budget in epochs without a --max-steps cap; steps = epochs x ceil(training structures / batch size)")
+    a("--seed", type=int, help="seed of the split, the batch order and torch")
+    a("--energy-key", "--energy_key", dest="energy_key", help="extxyz key of the energy (eV)")
+    a("--forces-key", "--forces_key", dest="forces_key", help="extxyz key of the forces (eV/Å)")
+    a("--stress-key", "--stress_key", dest="stress_key", help="extxyz key of the stress (eV/Å^3, ASE sign)")
+    a("--virial-key", "--virials_key", dest="virial_key", help="extxyz key of the virial (eV), used when there is no stress")
+    a("--loss-weights", type=weights, metavar="energy=1,forces=10,stress=0.1",
+      help="weights of the MSE terms: energy per atom (eV/atom)^2, forces (eV/Å)^2, stress (GPa)^2 (default: energy=1,forces=10,stress=0.1)")
+    a("--schedule", choices=["constant", "cosine", "warmup", "warmup_cosine"], help="learning-rate schedule")
+    a("--warmup-steps", type=int, help="linear warm-up length in steps")
+    a("--weight-decay", "--weight_decay", dest="weight_decay", type=float,
+      help="weight decay (decoupled for adamw; unset: the optimizer's own default)")
+    a("--clip-grad", "--clip_grad", dest="clip_grad", type=float, help="max gradient norm (0 disables)")
+    a("--ema", nargs="?", const=True, type=_ema, metavar="DECAY",
+      help="EMA of the weights, evaluated and saved; a bare --ema uses decay 0.99 (MACE's default) or --ema_decay (default: off)")
+    a("--ema_decay", dest="ema_decay", type=float, help="EMA decay per step (MACE's name; 0 disables)")
+    a("--valid-fraction", "--valid_fraction", dest="valid_fraction", type=float,
+      help="fraction of --train held out for validation when there is no --valid")
+    a("--patience", type=int, help="early stopping after this many evaluations without a better validation loss")
+    a("--eval-every", type=int, help="validation every this many steps")
+    a("--checkpoint-every", type=int, help="checkpoints/last.pt every this many steps")
+    a("--e0", "--E0s", dest="e0", metavar="MODE|MAPPING|FILE",
+      help="per-element reference energies (eV): refit, keep, average, isolated (config_type=IsolatedAtom frames), "
+           "H=-13.6,O=-2035.6, MACE's '{1: -13.6, 8: -2035.6}' or a JSON file")
+    a("--refine", choices=["lbfgs"], help="second-order refinement stage after first-order training")
+    a("--refine-steps", type=int, help="L-BFGS iterations of the refinement")
+    a("--device", help="torch device: cpu, cuda, cuda:1, ...")
+    a("--out", help="run directory")
+
+
+def finetune_overrides(args: argparse.Namespace) -> dict:
+    """The flags given, by config field or MACE name (FinetuneConfig.from_sources maps the latter)."""
+    from optbench.config import FinetuneConfig
+    from optbench.mace_config import MAPPED
+
+    known = set(FinetuneConfig.model_fields) | set(MAPPED)
+    out = {k: v for k, v in vars(args).items() if k in known and k != "config"}
+    if "tests" in out:
+        out["tests"] = dict(out["tests"])
+    return out
