@@ -119,6 +119,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     a("--refine-steps", type=int, help="L-BFGS iterations of the refinement")
     a("--device", help="torch device: cpu, cuda, cuda:1, ...")
     a("--out", help="run directory")
+    p.argument_default = None  # options added later (by other modules) keep argparse's usual None default
 
 
 def finetune_overrides(args: argparse.Namespace) -> dict:

@@ -25,6 +25,18 @@ def test_mace_flag_names_parse_to_the_same_fields():
     assert _overrides() == {}  # flags not given leave the YAML and the defaults alone
 
 
+def test_options_added_after_the_finetune_flags_keep_a_none_default():
+    import argparse
+
+    from optbench.cli_args import add_finetune_arguments
+
+    parser = argparse.ArgumentParser()
+    add_finetune_arguments(parser)
+    parser.add_argument("--threads", type=int)  # as a later, command-wide option is added
+    args = parser.parse_args([])
+    assert args.threads is None and not hasattr(args, "lr")
+
+
 def test_bare_ema_and_ema_with_a_decay():
     assert _overrides("--ema") == {"ema": True}
     assert _overrides("--ema", "0.9") == {"ema": 0.9}
