@@ -165,7 +165,7 @@ PROTOCOL = ("Protocol: every optimizer gets the same number of trials (one per l
 
 def build_report(folder: str | Path) -> dict[str, Path]:
     """Rebuild every report file of a study folder from its stored results alone."""
-    from optbench.report.figures import all_figures
+    from optbench.report.figures import all_figures, caption
 
     folder = Path(folder)
     data = StudyData(folder)
@@ -179,42 +179,61 @@ def build_report(folder: str | Path) -> dict[str, Path]:
     head = (f"# optbench study: {data.index.get('name', 'study')}\n\n{len(data.rows)} trials "
             f"({n_done} completed, {sum(r['status'] == 'diverged' for r in data.rows)} diverged, {len(crashed)} crashed); "
             f"reference optimizer {data.reference}.\n\n{PROTOCOL}\n")
-    md = [head, "## Recommendations\n", *[f"- {r}" for r in recs], ""]
+    summary = [f"![summary](figures/{p.name})\n\n*{caption(p)}*\n" for p in figures if p.stem == "summary"]
+    md = [head, *summary, "## Recommendations\n", *[f"- {r}" for r in recs], ""]
     for title, cols, body in tables:
         md += [f"## {title}\n", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         md += ["| " + " | ".join(row) + " |" for row in body]
         md.append("")
     if crashed:
         md += ["## Crashed trials\n", *[f"- {r['trial']} ({r['optimizer']}, lr {r['lr']:g}): {r['error']}" for r in crashed], ""]
-    md += ["## Figures\n", *[f"![{p.stem}](figures/{p.name})" for p in figures], ""]
+    md += ["## Figures\n", *[f"![{p.stem}](figures/{p.name})\n\n*{caption(p)}*\n" for p in figures], ""]
     md_path = write_text(folder / "report.md", "\n".join(md))
     html_path = write_text(folder / "report.html", _html(data, head, recs, tables, crashed, figures))
     return {"csv": csv_path, "md": md_path, "html": html_path, "figures": fig_dir}
 
 
-def _html(data, head, recs, tables, crashed, figures) -> str:
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222;"
+        "box-sizing:border-box}"
+        ".scroll{overflow-x:auto;max-width:100%}"
+        "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3;overflow-wrap:break-word}"
+        "td:first-child,th:first-child{text-align:left}"
+        "img{max-width:100%;height:auto;border:1px solid #eee;margin:.3em 0}"
+        "figure{margin:1em 0}figcaption{font-size:13px;color:#444;max-width:900px}"
+        "h2{border-bottom:1px solid #ddd;padding-bottom:.2em;font-size:1.2em}li{margin:.2em 0}")
+
+
+def _figure_html(path: Path) -> str:
+    from optbench.report.figures import caption
+
     esc = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>optbench report</title><style>",
-             "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
-             "td:first-child{text-align:left}img{max-width:100%;border:1px solid #eee;margin:.5em 0}"
-             "h2{border-bottom:1px solid #ddd;padding-bottom:.2em}</style></head><body>"]
+    b64 = base64.b64encode(Path(path).read_bytes()).decode()
+    return (f"<figure id='fig-{esc(path.stem)}'><img alt='{esc(path.stem)}' src='data:image/png;base64,{b64}'>"
+            f"<figcaption><b>{esc(path.stem.replace('_', ' '))}.</b> {esc(caption(path))}</figcaption></figure>")
+
+
+def _html(data, head, recs, tables, crashed, figures) -> str:
+    """One page that fits 1200 px: the summary figure and the recommendations first, wide tables
+    scroll inside their own box, every figure with a caption saying how to read it."""
+    esc = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+             f"<title>optbench report</title><style>{_CSS}</style></head><body>"]
     title, *rest = head.strip().split("\n", 1)
     parts.append(f"<h1>{esc(title.lstrip('# '))}</h1>")
+    summary = [p for p in figures if Path(p).stem == "summary"]
+    parts += [_figure_html(Path(p)) for p in summary]
+    parts.append("<h2>Recommendations</h2><ul>" + "".join(f"<li>{esc(r)}</li>" for r in recs) + "</ul>")
     for para in "\n".join(rest).strip().split("\n\n"):
         parts.append(f"<p>{esc(para)}</p>")
-    parts.append("<h2>Recommendations</h2><ul>" + "".join(f"<li>{esc(r)}</li>" for r in recs) + "</ul>")
     for title, cols, body in tables:
-        parts.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>")
+        parts.append(f"<h2>{esc(title)}</h2><div class='scroll'><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in body]
-        parts.append("</table>")
+        parts.append("</table></div>")
     if crashed:
         parts.append("<h2>Crashed trials</h2><ul>" + "".join(
             f"<li>{esc(r['trial'])} ({esc(r['optimizer'])}): {esc(str(r['error']))}</li>" for r in crashed) + "</ul>")
     parts.append("<h2>Figures</h2>")
-    for p in figures:
-        b64 = base64.b64encode(Path(p).read_bytes()).decode()
-        parts.append(f"<figure><img alt='{esc(p.stem)}' src='data:image/png;base64,{b64}'><figcaption>{esc(p.stem)}</figcaption></figure>")
+    parts += [_figure_html(Path(p)) for p in figures if Path(p).stem != "summary"]
     parts.append("<p><a href='results.csv'>results.csv</a> holds one row per trial with every metric.</p></body></html>")
     return "\n".join(parts)
