@@ -273,6 +273,13 @@ def study_user_optimizer_raises(ws):
                        ["optimizers.user_optim_mod:RaisesInInit", "refuses"])
 
 
+def study_locked_folder(ws):
+    c = _study_call(ws, "s_locked", {"adamw": {"lrs": [1e-3]}}, ["pid", "in use"])
+    c.out.mkdir()
+    c.out_absent = False
+    return c
+
+
 def study_no_trial_completed(ws):
     c = _study_call(ws, "s_none", {"user_optim_mod:RaisesInStep": {"lrs": [1e-3]}}, ["no trial", "completed"])
     c.code, c.out_absent = 1, False
@@ -286,7 +293,7 @@ CASES = [overlap, tiny_cell, nan_positions, inf_positions, partial_pbc, missing_
          truncated_results_finetune, different_config_same_out, locked_run_folder, evaluate_nan_positions,
          evaluate_missing_forces_key, evaluate_out_is_directory, study_unknown_optimizer, study_misspelled_kwarg,
          study_missing_file, study_nan_file, study_named_key_missing, study_bad_seed, study_user_optimizer_raises,
-         study_no_trial_completed]
+         study_locked_folder, study_no_trial_completed]
 
 
 def run_case(case, ws, capsys=None) -> tuple[int, list[str], Call]:
@@ -299,7 +306,7 @@ def run_case(case, ws, capsys=None) -> tuple[int, list[str], Call]:
     call = case(ws)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        if case is locked_run_folder:
+        if case in (locked_run_folder, study_locked_folder):
             from optbench.lock import folder_lock
 
             with folder_lock(call.argv[call.argv.index("--out") + 1]):
