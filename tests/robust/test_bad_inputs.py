@@ -70,6 +70,13 @@ def partial_pbc(ws):
     return _frames_case(ws, "pbc", m, ["frame 3", "pbc"])
 
 
+def periodic_without_cell(ws):
+    def m(fr):
+        fr[1].cell[:] = 0.0
+        fr[1].pbc = True
+    return _frames_case(ws, "nocell", m, ["frame 1", "cell", "no volume"])
+
+
 def missing_forces_key(ws):
     out = ws.fresh("fkey")
     return Call(ws.finetune_args(out, "--forces-key", "REF_forces"), [str(ws.train), "REF_forces"], out)
@@ -286,7 +293,7 @@ def study_no_trial_completed(ws):
     return c
 
 
-CASES = [overlap, tiny_cell, nan_positions, inf_positions, partial_pbc, missing_forces_key, missing_stress_key,
+CASES = [overlap, tiny_cell, nan_positions, inf_positions, partial_pbc, periodic_without_cell, missing_forces_key, missing_stress_key,
          train_is_directory, seed_negative, seed_too_large, device_cuda_on_cpu, device_invalid, chgnet_not_a_model,
          sevennet_not_a_model, user_optimizer_raises_in_init, user_optimizer_raises_in_step, optimizer_module_missing,
          optimizer_not_a_class, yaml_error_one_line, replaced_train_file, corrupt_checkpoint, corrupt_config_yaml,
@@ -330,3 +337,16 @@ def test_bad_input(case, ws):
             assert not call.out.exists(), f"{call.out} left behind"
         elif call.argv[0] != "run":
             assert not (call.out / "results.json").exists()
+
+
+def test_debug_shows_the_traceback(ws):
+    import contextlib
+    import io
+
+    from optbench.cli import main
+
+    call = user_optimizer_raises_in_step(ws)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["--debug", *call.argv]) == 1
+    assert "Traceback" in err.getvalue() and "boom in step" in err.getvalue()
