@@ -280,6 +280,13 @@ def study_user_optimizer_raises(ws):
                        ["optimizers.user_optim_mod:RaisesInInit", "refuses"])
 
 
+def study_yaml_error(ws):
+    study = ws.study("s_yaml.yaml", {"adamw": {"lrs": [1e-3]}})
+    study.write_text(study.read_text() + "seeds: [0\nmax_steps: 3\n")
+    out = ws.fresh("s_yaml")
+    return Call(["run", str(study), "--out", str(out)], [str(study), "YAML", "line"], out)
+
+
 def study_locked_folder(ws):
     c = _study_call(ws, "s_locked", {"adamw": {"lrs": [1e-3]}}, ["pid", "in use"])
     c.out.mkdir()
@@ -300,7 +307,7 @@ CASES = [overlap, tiny_cell, nan_positions, inf_positions, partial_pbc, periodic
          truncated_results_finetune, different_config_same_out, locked_run_folder, evaluate_nan_positions,
          evaluate_missing_forces_key, evaluate_out_is_directory, study_unknown_optimizer, study_misspelled_kwarg,
          study_missing_file, study_nan_file, study_named_key_missing, study_bad_seed, study_user_optimizer_raises,
-         study_locked_folder, study_no_trial_completed]
+         study_yaml_error, study_locked_folder, study_no_trial_completed]
 
 
 def run_case(case, ws, capsys=None) -> tuple[int, list[str], Call]:
