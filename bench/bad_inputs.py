@@ -39,7 +39,7 @@ def outcome(case, ws, table) -> tuple[str, str, str]:
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             lock = None
-            if case.__name__ == "locked_run_folder":
+            if case.__name__ in ("locked_run_folder", "study_locked_folder"):
                 try:
                     from optbench.lock import folder_lock
 

@@ -162,7 +162,7 @@ class FinetuneConfig(BaseModel):
         except ValidationError as err:
             first = err.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or None
-            raise InputError(first["msg"], file=source, field=field) from None
+            raise InputError(first["msg"].removeprefix("Value error, "), file=source, field=field) from None
 
     # ---- identity
     def identity(self) -> dict[str, Any]:

@@ -251,11 +251,7 @@ def fetch(name: str, out: str | Path, from_path: str | Path | None = None) -> Pa
             split_files, keys = CONVERTERS[d.convert](tmp, d)
         splits, alternatives = {}, {}
         for split, s in split_files.items():
-            try:
-                frames = read_frames(tmp / s.file, LabelKeys(**keys))
-            except InputError as err:  # name the user's file (or URL), not the temporary copy
-                origin = from_path / s.file if from_path is not None else f"{d.source}/{s.file}"
-                raise InputError(err.message, file=origin, field=err.field) from None
+            frames = read_frames(tmp / s.file, LabelKeys(**keys))
             sha = shas.get(s.file) or sha256_file(tmp / s.file)
             # one split is tagged train; other training sets are offered beside it, not mixed in
             target = alternatives if s.tag == "train" and split != "train" else splits
@@ -276,6 +272,13 @@ def fetch(name: str, out: str | Path, from_path: str | Path | None = None) -> Pa
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 700; a dataset folder is as readable as any other
         os.replace(tmp, out)
+    except InputError as err:  # name the user's file (or URL), never the deleted temporary copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.file is None or not err.file.startswith(str(tmp)):
+            raise
+        rel = Path(err.file).relative_to(tmp)
+        origin = from_path / rel if from_path is not None else f"{d.source}/{rel}"
+        raise InputError(err.message, file=origin, field=err.field) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

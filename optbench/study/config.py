@@ -149,7 +149,7 @@ def _validate(data: dict, source: str, lines: dict[tuple, int] | None = None) ->
                     line = lines[loc[:n]]
                     break
         where = f"{source}:{line}" if line else source
-        raise InputError(first["msg"], file=where, field=field) from None
+        raise InputError(first["msg"].removeprefix("Value error, "), file=where, field=field) from None
 
 
 def load_study(path: str | Path | None = None, preset: str | None = None) -> StudyConfig:

@@ -118,3 +118,17 @@ def test_every_public_entry_is_complete():
     for d in PUBLIC.values():
         assert d.source.startswith("https://") and d.licence and d.citation
         assert "train" in d.splits and {s.tag for s in d.splits.values()} <= {"train", "valid", "ID", "OOD"}
+
+
+def test_bad_imported_file_is_named_by_its_own_path(tmp_path):
+    """An error in an imported file names that file, not the temporary copy that is gone."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = Atoms("OH2", positions=[[0, 0, 0], [1.8, 0, 0], [-0.5, 1.7, 0]], cell=[10.0] * 3, pbc=True)
+    a.info["TotEnergy"] = float("nan")
+    a.arrays["force"] = np.zeros((3, 3))
+    write(raw / "dataset_1593.xyz", [a], format="extxyz")
+    with pytest.raises(InputError) as err:
+        fetch("water_revpbe0", out=tmp_path / "water", from_path=raw)
+    assert str(raw / "dataset_1593.xyz") in str(err.value) and "TotEnergy" in str(err.value)
+    assert not list(tmp_path.glob(".water.*")) and not (tmp_path / "water").exists()

@@ -70,6 +70,13 @@ def partial_pbc(ws):
     return _frames_case(ws, "pbc", m, ["frame 3", "pbc"])
 
 
+def periodic_without_cell(ws):
+    def m(fr):
+        fr[1].cell[:] = 0.0
+        fr[1].pbc = True
+    return _frames_case(ws, "nocell", m, ["frame 1", "cell", "no volume"])
+
+
 def missing_forces_key(ws):
     out = ws.fresh("fkey")
     return Call(ws.finetune_args(out, "--forces-key", "REF_forces"), [str(ws.train), "REF_forces"], out)
@@ -273,20 +280,34 @@ def study_user_optimizer_raises(ws):
                        ["optimizers.user_optim_mod:RaisesInInit", "refuses"])
 
 
+def study_yaml_error(ws):
+    study = ws.study("s_yaml.yaml", {"adamw": {"lrs": [1e-3]}})
+    study.write_text(study.read_text() + "seeds: [0\nmax_steps: 3\n")
+    out = ws.fresh("s_yaml")
+    return Call(["run", str(study), "--out", str(out)], [str(study), "YAML", "line"], out)
+
+
+def study_locked_folder(ws):
+    c = _study_call(ws, "s_locked", {"adamw": {"lrs": [1e-3]}}, ["pid", "in use"])
+    c.out.mkdir()
+    c.out_absent = False
+    return c
+
+
 def study_no_trial_completed(ws):
     c = _study_call(ws, "s_none", {"user_optim_mod:RaisesInStep": {"lrs": [1e-3]}}, ["no trial", "completed"])
     c.code, c.out_absent = 1, False
     return c
 
 
-CASES = [overlap, tiny_cell, nan_positions, inf_positions, partial_pbc, missing_forces_key, missing_stress_key,
+CASES = [overlap, tiny_cell, nan_positions, inf_positions, partial_pbc, periodic_without_cell, missing_forces_key, missing_stress_key,
          train_is_directory, seed_negative, seed_too_large, device_cuda_on_cpu, device_invalid, chgnet_not_a_model,
          sevennet_not_a_model, user_optimizer_raises_in_init, user_optimizer_raises_in_step, optimizer_module_missing,
          optimizer_not_a_class, yaml_error_one_line, replaced_train_file, corrupt_checkpoint, corrupt_config_yaml,
          truncated_results_finetune, different_config_same_out, locked_run_folder, evaluate_nan_positions,
          evaluate_missing_forces_key, evaluate_out_is_directory, study_unknown_optimizer, study_misspelled_kwarg,
          study_missing_file, study_nan_file, study_named_key_missing, study_bad_seed, study_user_optimizer_raises,
-         study_no_trial_completed]
+         study_yaml_error, study_locked_folder, study_no_trial_completed]
 
 
 def run_case(case, ws, capsys=None) -> tuple[int, list[str], Call]:
@@ -299,7 +320,7 @@ def run_case(case, ws, capsys=None) -> tuple[int, list[str], Call]:
     call = case(ws)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        if case is locked_run_folder:
+        if case in (locked_run_folder, study_locked_folder):
             from optbench.lock import folder_lock
 
             with folder_lock(call.argv[call.argv.index("--out") + 1]):
@@ -323,3 +344,16 @@ def test_bad_input(case, ws):
             assert not call.out.exists(), f"{call.out} left behind"
         elif call.argv[0] != "run":
             assert not (call.out / "results.json").exists()
+
+
+def test_debug_shows_the_traceback(ws):
+    import contextlib
+    import io
+
+    from optbench.cli import main
+
+    call = user_optimizer_raises_in_step(ws)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["--debug", *call.argv]) == 1
+    assert "Traceback" in err.getvalue() and "boom in step" in err.getvalue()
