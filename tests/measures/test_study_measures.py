@@ -1,4 +1,5 @@
-"""A one-dataset study (no shared data): forgetting is measured, and the report says what it tests."""
+"""A one-dataset study (no shared data) with `lr_grid: auto`: LR range tests place the grids,
+forgetting is measured, and the report says what it tests."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import yaml
 
 from optbench.report.build import recommendations
 from optbench.study import load_study, run_study
+from optbench.io import read_json
 from optbench.study.aggregate import StudyData, holm
+from optbench.study.lr_range import landmarks, lr_grid
 
 from .data import rattled_ethanol
 
@@ -20,7 +23,8 @@ def one_dataset_study(tmp_path_factory):
     train = rattled_ethanol(folder / "train.xyz", 12, seed=1)
     test = rattled_ethanol(folder / "test.xyz", 4, seed=2)
     study = {"name": "one", "datasets": [{"name": "ethanol", "train": str(train), "tests": {"id": str(test)}}],
-             "optimizers": {"adamw": {"lrs": [1e-3, 1e-4]}, "sgd": {"lrs": [1e-2, 1e-3]}}, "seeds": [0, 1],
+             "optimizers": {"adamw": {}, "sgd": {}}, "lr_grid": "auto", "lr_grid_size": 2, "lr_range_steps": 12,
+             "seeds": [0, 1],
              "max_steps": 3, "eval_every": 1, "refine": True, "refine_steps": 1, "properties": False, "curvature": None}
     (folder / "study.yaml").write_text(yaml.safe_dump(study))
     run_study(load_study(folder / "study.yaml"), folder / "out")
@@ -68,3 +72,30 @@ def test_sentences_test_and_count_what_they_say(one_dataset_study):
         assert summary["steps"]["mean"] == pytest.approx(sum(t["steps"] for t in per_seed) / len(per_seed))
     md = (one_dataset_study / "report.md").read_text()
     assert "p (Holm)" in md and "LR grid edge" in md and "mean ± 95% CI over the seeds that reach it" in md
+
+
+def test_auto_grids_come_from_recorded_range_tests(one_dataset_study):
+    grids = read_json(one_dataset_study / "lr_range" / "grids.json")
+    index = read_json(one_dataset_study / "study.json")
+    for opt in ("adamw", "sgd"):
+        rec = grids[f"ethanol|chgnet|{opt}"]
+        curve = read_json(one_dataset_study / "lr_range" / "ethanol" / "chgnet" / f"{opt}.json")
+        assert curve["lr_steepest"] == rec["lr_steepest"] and len(curve["loss"]) == curve["steps"] >= 3
+        assert len(rec["grid"]) == 2 and rec["grid"] == index["lr_grids"][f"ethanol|chgnet|{opt}"]
+        tried = {t["lr"] for t in index["trials"] if t["optimizer"] == opt}
+        assert tried == set(rec["grid"])
+        if rec["lr_diverged"]:
+            assert max(rec["grid"]) < rec["lr_diverged"]
+
+
+def test_range_landmarks_on_a_known_curve():
+    """Loss 1 - tanh(log10(lr) + 3): steepest fall at lr = 1e-3; it blows up past 1e-1."""
+    import numpy as np
+
+    lrs = list(np.logspace(-6, -1, 51))
+    loss = [1 - np.tanh(np.log10(x) + 3) for x in lrs]
+    marks = landmarks(lrs, loss, diverged=0.1)
+    assert marks["lr_steepest"] == pytest.approx(1e-3, rel=0.05)
+    grid = lr_grid({"optimizer": "x", **marks}, 4)
+    assert grid == [3e-3, 1e-3, 3e-4, 1e-4]
+    assert lr_grid({"optimizer": "x", **marks, "lr_diverged": 3e-3}, 3) == [1e-3, 3e-4, 1e-4]  # kept below lr_diverged/3
