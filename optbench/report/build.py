@@ -71,7 +71,7 @@ def _ranking(data: StudyData, ds: str, rows: list[dict], name: str, tag: str) ->
     return out
 
 
-def _time_to_target(data: StudyData, ds: str) -> list[str]:
+def _time_to_target(data: StudyData, ds: str, rows: list[dict]) -> list[str]:
     ttt = [t for t in data.time_to_target_summary(ds) if t["optimizer"] != data.reference]
     if not ttt:
         return []
@@ -83,7 +83,8 @@ def _time_to_target(data: StudyData, ds: str) -> list[str]:
         sec = "" if t["seconds"]["ci"] is None else f" ± {t['seconds']['ci']:.0f}"
         out.append(f"{ds}: of the optimizers that reach {data.reference}'s best validation force error in every seed, "
                    f"{t['optimizer']} needs the fewest steps on average: {t['steps']['mean']:.0f}{ci} steps, "
-                   f"{t['seconds']['mean']:.0f}{sec} s (mean ± 95% CI over {t['n_seeds']} seeds).")
+                   f"{t['seconds']['mean']:.0f}{sec} s (mean ± 95% CI over {t['n_seeds']} seeds)."
+                   + "".join(_edge_note(r) for r in rows if r["optimizer"] == t["optimizer"]))
     partial = sorted(f"{t['optimizer']} ({t['n_reached']} of {t['n_seeds']} seeds)" for t in ttt if t["n_reached"] < t["n_seeds"])
     if partial:
         out.append(f"{ds}: miss {data.reference}'s best validation force error within the budget in some seeds: {', '.join(partial)}.")
@@ -105,7 +106,7 @@ def recommendations(data: StudyData) -> list[str]:
         diverged = [r["optimizer"] for r in rows if r["diverged"]]
         if diverged:
             out.append(f"{ds}: unstable at the chosen LR: {', '.join(diverged)} diverged in at least one seed.")
-        out += _time_to_target(data, ds)
+        out += _time_to_target(data, ds, rows)
         pairs = refinement_by_pair(data.refinement_gain(ds))
         if pairs:
             better = sum(g["change_pct"] < 0 for g in pairs)

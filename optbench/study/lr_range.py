@@ -53,7 +53,7 @@ def lr_range_test(model: str, train: str | Path, optimizer: str, *, lr_min: floa
         batch = fset.batch(order[:batch_size])
         order = order[batch_size:]
 
-        def closure():
+        def closure(batch=batch):
             opt.zero_grad(set_to_none=True)
             loss, _ = compute_loss(backbone, batch, weights)
             loss.backward(inputs=params)
