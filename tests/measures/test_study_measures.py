@@ -99,3 +99,9 @@ def test_range_landmarks_on_a_known_curve():
     grid = lr_grid({"optimizer": "x", **marks}, 4)
     assert grid == [3e-3, 1e-3, 3e-4, 1e-4]
     assert lr_grid({"optimizer": "x", **marks, "lr_diverged": 3e-3}, 3) == [1e-3, 3e-4, 1e-4]  # kept below lr_diverged/3
+
+
+def test_range_without_descent_hangs_the_grid_below_divergence():
+    marks = landmarks([1e-4, 1e-3, 1e-2, 1e-1], [1.0, 0.98, 1.0, 5.0], diverged=0.1)
+    assert marks["lr_steepest"] is None and "never fell" in marks["reason"]
+    assert lr_grid({"optimizer": "x", **marks}, 2) == [3e-2, 1e-2]
