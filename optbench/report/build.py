@@ -6,6 +6,7 @@ import base64
 import csv
 import html
 import io
+import math
 from pathlib import Path
 
 from optbench.io import write_text
@@ -30,14 +31,17 @@ def write_csv(data: StudyData, path: Path) -> Path:
     return write_text(path, buf.getvalue())
 
 
-EDGE = {"lowest": "at the lowest LR of its grid", "highest": "at the highest LR of its grid", "only": "with a single LR tried"}
+EDGE = {"lowest": "the lowest of its grid", "highest": "the highest of its grid", "only": "the only LR tried"}
 
 
-def _edge_note(entry: dict) -> str:
-    """' (lr 3e-4 at the highest LR of its grid: its optimum may lie beyond)' or ''."""
-    if entry.get("lr_edge") is None:
-        return ""
-    return f" (lr {entry['lr']:g} {EDGE[entry['lr_edge']]}: its best LR may lie outside the grid)"
+def _named(entry: dict) -> str:
+    """'adam (lr 0.001)', or with the grid edge it sits on: 'adam (lr 0.004, the highest of its grid)'."""
+    edge = entry.get("lr_edge")
+    return f"{entry['optimizer']} (lr {entry['lr']:g}{'' if edge is None else ', ' + EDGE[edge]})"
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
 
 
 def _verdict(test: dict | None) -> str:
@@ -60,14 +64,12 @@ def _ranking(data: StudyData, ds: str, rows: list[dict], name: str, tag: str) ->
     tests = data.pairwise(f"final.{name}.forces_mae", ds)
     margin = second[key]["mean"] - best[key]["mean"]
     rel = 100 * margin / second[key]["mean"] if second[key]["mean"] else 0.0
-    out = [f"{ds}, {tag} set '{name}': {best['optimizer']} (lr {best['lr']:g}) gives the lowest force MAE (mean over "
-           f"{best[key]['n']} seeds), {best[key]['mean']:.1f} meV/Å, {margin:.1f} meV/Å ({rel:.0f}%) below "
-           f"{second['optimizer']}; {_verdict(tests.get((best['optimizer'], second['optimizer'])))}.{_edge_note(best)}"]
-    if second.get("lr_edge"):
-        out[-1] += f" Runner-up {second['optimizer']}:{_edge_note(second)}."
-    out.append(f"{ds}, {tag} set '{name}': {worst['optimizer']} is last at {worst[key]['mean']:.1f} meV/Å "
-               f"({worst[key]['mean'] / best[key]['mean']:.1f}x the best; "
-               f"{_verdict(tests.get((worst['optimizer'], best['optimizer'])))}).{_edge_note(worst)}")
+    out = [f"{ds}, {tag} set '{name}': {_named(best)} gives the lowest force MAE (mean over {_seeds(best[key]['n'])}), "
+           f"{best[key]['mean']:.1f} meV/Å, {margin:.1f} meV/Å ({rel:.0f}%) below {_named(second)}; "
+           f"{_verdict(tests.get((best['optimizer'], second['optimizer'])))}.",
+           f"{ds}, {tag} set '{name}': {_named(worst)} is last at {worst[key]['mean']:.1f} meV/Å "
+           f"({worst[key]['mean'] / best[key]['mean']:.1f}x the best; "
+           f"{_verdict(tests.get((worst['optimizer'], best['optimizer'])))})."]
     return out
 
 
@@ -79,15 +81,20 @@ def _time_to_target(data: StudyData, ds: str, rows: list[dict]) -> list[str]:
     everywhere = sorted((t for t in ttt if t["n_reached"] == t["n_seeds"]), key=lambda t: t["steps"]["mean"])
     if everywhere:
         t = everywhere[0]
-        ci = "" if t["steps"]["ci"] is None else f" ± {t['steps']['ci']:.0f}"
-        sec = "" if t["seconds"]["ci"] is None else f" ± {t['seconds']['ci']:.0f}"
+        entry = next((r for r in rows if r["optimizer"] == t["optimizer"]), {"optimizer": t["optimizer"], "lr": math.nan})
+        if t["steps"]["ci"] is None:
+            spread = f"{_seeds(t['n_seeds'])}, so no interval"
+            steps, secs = f"{t['steps']['mean']:.0f}", f"{t['seconds']['mean']:.0f}"
+        else:
+            spread = f"mean ± 95% CI over {_seeds(t['n_seeds'])}"
+            steps = f"{t['steps']['mean']:.0f} ± {t['steps']['ci']:.0f}"
+            secs = f"{t['seconds']['mean']:.0f} ± {t['seconds']['ci']:.0f}"
         out.append(f"{ds}: of the optimizers that reach {data.reference}'s best validation force error in every seed, "
-                   f"{t['optimizer']} needs the fewest steps on average: {t['steps']['mean']:.0f}{ci} steps, "
-                   f"{t['seconds']['mean']:.0f}{sec} s (mean ± 95% CI over {t['n_seeds']} seeds)."
-                   + "".join(_edge_note(r) for r in rows if r["optimizer"] == t["optimizer"]))
-    partial = sorted(f"{t['optimizer']} ({t['n_reached']} of {t['n_seeds']} seeds)" for t in ttt if t["n_reached"] < t["n_seeds"])
+                   f"{_named(entry)} needs the fewest steps: {steps} steps, {secs} s ({spread}).")
+    partial = sorted(f"{t['optimizer']} ({t['n_reached']} of {_seeds(t['n_seeds'])})" for t in ttt if t["n_reached"] < t["n_seeds"])
     if partial:
-        out.append(f"{ds}: miss {data.reference}'s best validation force error within the budget in some seeds: {', '.join(partial)}.")
+        out.append(f"{ds}: do not reach {data.reference}'s best validation force error within the budget in every seed: "
+                   f"{', '.join(partial)}.")
     return out
 
 
@@ -100,9 +107,10 @@ def recommendations(data: StudyData) -> list[str]:
         rows = [s for s in summary if s["dataset"] == ds]
         for name, tag in data.test_sets(ds).items():
             out += _ranking(data, ds, rows, name, tag)
-        edges = [f"{r['optimizer']} (lr {r['lr']:g}, {r['lr_edge']})" for r in rows if r.get("lr_edge")]
+        edges = [_named(r) for r in rows if r.get("lr_edge")]
         if edges:
-            out.append(f"{ds}: LR chosen at an edge of its grid, so the comparison may not have found its best LR: {', '.join(edges)}.")
+            out.append(f"{ds}: LR chosen at an edge of its grid (or the only one tried), so a better LR may lie "
+                       f"outside it: {', '.join(edges)}.")
         diverged = [r["optimizer"] for r in rows if r["diverged"]]
         if diverged:
             out.append(f"{ds}: unstable at the chosen LR: {', '.join(diverged)} diverged in at least one seed.")
