@@ -25,3 +25,19 @@ def test_optimizers_get_their_own_lrs():
     assert len({g.lrs[0] for g in quick.values()}) >= 4
     assert len({tuple(g.lrs) for g in paper.values()}) >= 4
     assert len({len(g.lrs) for g in paper.values()}) == 1  # the same tuning budget for each
+
+
+@pytest.mark.parametrize("extra,optimizers,message", [
+    ({}, {"adamw": {"lrs": [1e-3]}, "sgd": {}}, "give lrs for every optimizer"),
+    ({"lr_grid": "auto"}, {"adamw": {"lrs": [1e-3]}, "sgd": {}}, "lr_grid: auto places every grid itself"),
+    ({"lr_grid": "auto"}, {"lbfgs": {}}, "first-order"),
+])
+def test_lr_grid_config_errors_name_the_field(tmp_path, extra, optimizers, message):
+    import yaml
+
+    from optbench.errors import InputError
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"datasets": [{"name": "x", "suite": "molecular"}], "optimizers": optimizers, **extra}))
+    with pytest.raises(InputError, match=message):
+        load_study(path)
