@@ -278,13 +278,19 @@ def refinement_by_pair(gains: list[dict]) -> list[dict]:
 
 
 def _curvature_summary(data: dict) -> dict:
-    """Scalars of a curvature.json worth a column: extreme eigenvalues, condition numbers, trace."""
+    """Scalars of a curvature.json worth a column: extreme eigenvalues, condition numbers (null with
+    their `*_reason` when the Ritz values did not converge), trace."""
+    def keep(key: str, v) -> bool:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return True
+        return key.startswith("condition_number") and (v is None or isinstance(v, str))
+
     out = {}
     for key, value in data.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if keep(key, value):
             out[key] = value
         elif isinstance(value, dict):
             for k2, v2 in value.items():
-                if isinstance(v2, (int, float)) and not isinstance(v2, bool):
+                if keep(k2, v2):
                     out[f"{key}.{k2}"] = v2
     return out
