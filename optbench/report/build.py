@@ -6,10 +6,11 @@ import base64
 import csv
 import html
 import io
+import math
 from pathlib import Path
 
 from optbench.io import write_text
-from optbench.study.aggregate import StudyData
+from optbench.study.aggregate import StudyData, refinement_by_pair
 
 
 def _fmt(stat: dict | None, digits: int = 1) -> str:
@@ -44,11 +45,77 @@ def _failed_sentence(dataset: str, failed: dict[str, list[str]]) -> str:
     return f"{dataset}: every trial of {'; '.join(parts)} failed; not ranked."
 
 
-def recommendations(data: StudyData) -> list[str]:
-    """Sentences drawn from the numbers: who wins what, by how much, and whether the CI separates it.
+EDGE = {"lowest": "the lowest of its grid", "highest": "the highest of its grid", "only": "the only LR tried"}
 
-    An optimizer with no completed trial on a dataset is named as failed there and never ranked.
-    """
+
+def _named(entry: dict) -> str:
+    """'adam (lr 0.001)', or with the grid edge it sits on: 'adam (lr 0.004, the highest of its grid)'."""
+    edge = entry.get("lr_edge")
+    return f"{entry['optimizer']} (lr {entry['lr']:g}{'' if edge is None else ', ' + EDGE[edge]})"
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
+def _verdict(test: dict | None) -> str:
+    """What the paired test over seeds says about a ranking of two optimizers."""
+    if test is None or test["n"] < 2:
+        return "a single seed, so no test backs the ranking"
+    if test["p_holm"] is None:
+        return f"the {test['n']} paired seeds give identical differences, so no test is possible"
+    sig = "significant" if test["p_holm"] < 0.05 else "not significant, so the ranking is not settled"
+    return (f"paired t-test over {test['n']} seeds, Holm-adjusted over all optimizer pairs: p = {test['p_holm']:.3g}, "
+            f"{sig} at the 5% level")
+
+
+def _ranking(data: StudyData, ds: str, rows: list[dict], name: str, tag: str) -> list[str]:
+    key = f"{tag}:{name}:forces_mae"
+    ranked = sorted((r for r in rows if r.get(key, {}).get("mean") is not None), key=lambda r: r[key]["mean"])
+    if len(ranked) < 2:
+        return []
+    best, second, worst = ranked[0], ranked[1], ranked[-1]
+    tests = data.pairwise(f"final.{name}.forces_mae", ds)
+    margin = second[key]["mean"] - best[key]["mean"]
+    rel = 100 * margin / second[key]["mean"] if second[key]["mean"] else 0.0
+    out = [f"{ds}, {tag} set '{name}': {_named(best)} gives the lowest force MAE (mean over {_seeds(best[key]['n'])}), "
+           f"{best[key]['mean']:.1f} meV/Å, {margin:.1f} meV/Å ({rel:.0f}%) below {_named(second)}; "
+           f"{_verdict(tests.get((best['optimizer'], second['optimizer'])))}.",
+           f"{ds}, {tag} set '{name}': {_named(worst)} is last at {worst[key]['mean']:.1f} meV/Å "
+           f"({worst[key]['mean'] / best[key]['mean']:.1f}x the best; "
+           f"{_verdict(tests.get((worst['optimizer'], best['optimizer'])))})."]
+    return out
+
+
+def _time_to_target(data: StudyData, ds: str, rows: list[dict]) -> list[str]:
+    ttt = [t for t in data.time_to_target_summary(ds) if t["optimizer"] != data.reference]
+    if not ttt:
+        return []
+    out = []
+    everywhere = sorted((t for t in ttt if t["n_reached"] == t["n_seeds"]), key=lambda t: t["steps"]["mean"])
+    if everywhere:
+        t = everywhere[0]
+        entry = next((r for r in rows if r["optimizer"] == t["optimizer"]), {"optimizer": t["optimizer"], "lr": math.nan})
+        if t["steps"]["ci"] is None:
+            spread = f"{_seeds(t['n_seeds'])}, so no interval"
+            steps, secs = f"{t['steps']['mean']:.0f}", f"{t['seconds']['mean']:.0f}"
+        else:
+            spread = f"mean ± 95% CI over {_seeds(t['n_seeds'])}"
+            steps = f"{t['steps']['mean']:.0f} ± {t['steps']['ci']:.0f}"
+            secs = f"{t['seconds']['mean']:.0f} ± {t['seconds']['ci']:.0f}"
+        out.append(f"{ds}: of the optimizers that reach {data.reference}'s best validation force error in every seed, "
+                   f"{_named(entry)} needs the fewest steps: {steps} steps, {secs} s ({spread}).")
+    partial = sorted(f"{t['optimizer']} ({t['n_reached']} of {_seeds(t['n_seeds'])})" for t in ttt if t["n_reached"] < t["n_seeds"])
+    if partial:
+        out.append(f"{ds}: do not reach {data.reference}'s best validation force error within the budget in every seed: "
+                   f"{', '.join(partial)}.")
+    return out
+
+
+def recommendations(data: StudyData) -> list[str]:
+    """Sentences drawn from the numbers: who wins what, by how much, what a paired test over seeds
+    (Holm-corrected) says about it, and whether the LR chosen sits at an edge of its grid. An optimizer
+    with no completed trial on a dataset is named as failed there and never ranked."""
     out = []
     summary = data.summary()
     for ds in data.datasets:
@@ -57,40 +124,21 @@ def recommendations(data: StudyData) -> list[str]:
             out.append(_failed_sentence(ds, failed))
         rows = [s for s in summary if s["dataset"] == ds and s["optimizer"] not in failed]
         for name, tag in data.test_sets(ds).items():
-            key = f"{tag}:{name}:forces_mae"
-            ranked = sorted((r for r in rows if r.get(key, {}).get("mean") is not None), key=lambda r: r[key]["mean"])
-            if len(ranked) < 2:
-                continue
-            best, second = ranked[0], ranked[1]
-            margin = second[key]["mean"] - best[key]["mean"]
-            rel = 100 * margin / second[key]["mean"] if second[key]["mean"] else 0.0
-            sep = best[key]["ci"] is not None and second[key]["ci"] is not None and margin > best[key]["ci"] + second[key]["ci"]
-            verdict = ("the 95% intervals separate them" if sep else
-                       "the 95% intervals overlap, so the ranking is not settled" if best[key]["ci"] is not None else
-                       "a single seed, so no interval backs the ranking")
-            out.append(f"{ds}, {tag} set '{name}': {best['optimizer']} (lr {best['lr']:g}) gives the lowest force MAE, "
-                       f"{best[key]['mean']:.1f} meV/Å, {margin:.1f} meV/Å ({rel:.0f}%) below {second['optimizer']}; {verdict}.")
-            worst = ranked[-1]
-            out.append(f"{ds}, {tag} set '{name}': {worst['optimizer']} is last at {worst[key]['mean']:.1f} meV/Å "
-                       f"({worst[key]['mean'] / best[key]['mean']:.1f}x the best).")
+            out += _ranking(data, ds, rows, name, tag)
+        edges = [_named(r) for r in rows if r.get("lr_edge")]
+        if edges:
+            out.append(f"{ds}: LR chosen at an edge of its grid (or the only one tried), so a better LR may lie "
+                       f"outside it: {', '.join(edges)}.")
         diverged = [r["optimizer"] for r in rows if r["diverged"]]
         if diverged:
             out.append(f"{ds}: unstable at the chosen LR: {', '.join(diverged)} diverged in at least one seed.")
-        ttt = [t for t in data.time_to_target(ds) if t["optimizer"] != data.reference]
-        reached = sorted((t for t in ttt if t["steps"] is not None), key=lambda t: t["steps"])
-        if ttt:
-            missed = sorted({t["optimizer"] for t in ttt if t["steps"] is None})
-            if reached:
-                out.append(f"{ds}: {reached[0]['optimizer']} reaches {data.reference}'s best validation force error "
-                           f"fastest ({reached[0]['steps']} steps, {reached[0]['seconds']:.0f} s).")
-            if missed:
-                out.append(f"{ds}: never reach {data.reference}'s best validation force error within the budget: {', '.join(missed)}.")
-        gains = data.refinement_gain(ds)
-        if gains:
-            better = sum(g["change_pct"] < 0 for g in gains)
-            mean = sum(g["change_pct"] for g in gains) / len(gains)
-            out.append(f"{ds}: L-BFGS refinement lowered the force MAE in {better} of {len(gains)} optimizer/test-set "
-                       f"pairs (mean change {mean:+.1f}%).")
+        out += _time_to_target(data, ds, rows)
+        pairs = refinement_by_pair(data.refinement_gain(ds))
+        if pairs:
+            better = sum(g["change_pct"] < 0 for g in pairs)
+            mean = sum(g["change_pct"] for g in pairs) / len(pairs)
+            out.append(f"{ds}: L-BFGS refinement lowered the seed-mean force MAE in {better} of {len(pairs)} "
+                       f"optimizer/test-set pairs (mean change {mean:+.1f}%).")
     return out
 
 
@@ -102,25 +150,27 @@ def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
         if not rows:
             continue
         keys = [k for k in rows[0] if ":" in k]
-        head = ["optimizer", "lr", "seeds", "diverged", *[k.replace(":", " ").replace("_", " ") for k in keys], "time (s)"]
-        body = [[r["optimizer"], f"{r['lr']:g}", str(r["n_seeds"]), str(r["diverged"]),
+        head = ["optimizer", "lr", "LR grid edge", "seeds", "diverged", *[k.replace(":", " ").replace("_", " ") for k in keys], "time (s)"]
+        body = [[r["optimizer"], f"{r['lr']:g}", r["lr_edge"] or "no", str(r["n_seeds"]), str(r["diverged"]),
                  *[_fmt(r[k]) for k in keys], _fmt(r["wall_time_s"], 0)] for r in rows]
         tables.append((f"{ds}: errors at the selected LR (mean ± 95% CI over seeds; meV/Å, meV/atom)", head, body))
         paired = data.paired(f"final.{next(iter(data.test_sets(ds)), 'valid')}.forces_mae", ds)
         if paired:
             tables.append((f"{ds}: paired difference of the first test set's force MAE vs {data.reference} (meV/Å)",
-                           ["optimizer", "mean diff", "95% CI", "n", "p", "separated"],
+                           ["optimizer", "mean diff", "95% CI", "seeds", "p (paired t)", "p (Holm)", "significant (Holm 5%)"],
                            [[p["optimizer"], "–" if p["mean_diff"] is None else f"{p['mean_diff']:+.1f}",
                              "–" if p["ci"] is None else f"±{p['ci']:.1f}", str(p["n"]),
-                             "–" if p["p_value"] is None else f"{p['p_value']:.3f}", "yes" if p["separated"] else "no"]
+                             "–" if p["p_value"] is None else f"{p['p_value']:.3f}",
+                             "–" if p["p_holm"] is None else f"{p['p_holm']:.3f}", "yes" if p["significant"] else "no"]
                             for p in paired]))
-        ttt = data.time_to_target(ds)
+        ttt = data.time_to_target_summary(ds)
         if ttt:
-            tables.append((f"{ds}: time to {data.reference}'s best validation force MAE",
-                           ["optimizer", "seed", "target (meV/Å)", "steps", "seconds"],
-                           [[t["optimizer"], str(t["seed"]), f"{t['target_meV_A']:.1f}",
-                             "not reached" if t["steps"] is None else str(t["steps"]),
-                             "–" if t["seconds"] is None else f"{t['seconds']:.1f}"] for t in ttt]))
+            tables.append((f"{ds}: time to {data.reference}'s best validation force MAE of the same seed "
+                           "(mean ± 95% CI over the seeds that reach it)",
+                           ["optimizer", "target (meV/Å)", "seeds reaching it", "steps", "seconds"],
+                           [[t["optimizer"], _fmt(t["target_meV_A"]), f"{t['n_reached']} of {t['n_seeds']}",
+                             _fmt(t["steps"], 0) if t["n_reached"] else "not reached",
+                             _fmt(t["seconds"], 1) if t["n_reached"] else "–"] for t in ttt]))
         fg = _forgetting_table(data, ds)
         if fg:
             tables.append(fg)
@@ -159,7 +209,8 @@ def _forgetting_table(data: StudyData, ds: str) -> tuple[str, list[str], list[li
 PROTOCOL = ("Protocol: every optimizer gets the same number of trials (one per learning rate of its grid and seed) "
             "and the same step budget. The learning rate of each optimizer is chosen on the validation split (the "
             "dataset's own, or one carved from the training set; weighted validation loss, mean over seeds), never on a test set. Test errors are "
-            "reported at that learning rate as mean and 95% t-interval over seeds. Errors: forces meV/Å (MAE over "
+            "reported at that learning rate as mean and 95% t-interval over seeds; optimizers are ranked by paired t-tests "
+            "over seeds (same seed, same test set), Holm-corrected for the number of comparisons. Errors: forces meV/Å (MAE over "
             "components), energies meV/atom.")
 
 

@@ -30,6 +30,42 @@ def mean_ci(values, level: float = 0.95) -> dict:
     return {"mean": float(v.mean()), "ci": float(half), "n": int(v.size)}
 
 
+def holm(pvalues: list[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (step-down, kept monotone, capped at 1); None stays None."""
+    idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (len(idx) - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def paired_test(a: dict, b: dict) -> dict:
+    """Paired t-test of a - b over the keys (seeds) both have: mean difference, 95% CI, n, two-sided p."""
+    from scipy import stats
+
+    keys = [k for k in a if k in b and _finite(a[k]) and _finite(b[k])]
+    diff = [a[k] - b[k] for k in keys]
+    ci = mean_ci(diff)
+    p = None
+    if len(keys) >= 2 and np.std(diff) > 0:
+        p = float(stats.ttest_rel([a[k] for k in keys], [b[k] for k in keys]).pvalue)
+    return {"mean_diff": ci["mean"], "ci": ci["ci"], "n": ci["n"], "p_value": p}
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def grid_edge(lr: float, grid: list[float]) -> str | None:
+    """'lowest' / 'highest' when `lr` sits at that end of its grid, 'only' for a one-LR grid, else None."""
+    grid = sorted(set(grid))
+    if len(grid) == 1:
+        return "only"
+    return "lowest" if lr == grid[0] else "highest" if lr == grid[-1] else None
+
+
 def flatten(prefix: str, obj, out: dict) -> dict:
     if isinstance(obj, dict):
         for k, v in obj.items():
@@ -111,7 +147,9 @@ class StudyData:
                     rows = [r for r in self.selected(ds, opt) if r["backbone"] == bb]
                     if not rows:
                         continue
-                    entry = {"dataset": ds, "backbone": bb, "optimizer": opt, "lr": rows[0]["lr"],
+                    grid = self.lr_grid(ds, bb, opt)
+                    entry = {"dataset": ds, "backbone": bb, "optimizer": opt, "lr": rows[0]["lr"], "lr_grid": grid,
+                             "lr_edge": grid_edge(rows[0]["lr"], grid),
                              "n_seeds": len(rows), "diverged": sum(r["status"] != "completed" for r in rows)}
                     for name, tag in self.test_sets(ds).items():
                         for metric in ("forces_mae", "energy_mae"):
@@ -120,24 +158,36 @@ class StudyData:
                     out.append(entry)
         return out
 
-    def paired(self, metric_key: str, dataset: str) -> list[dict]:
-        """Paired differences (optimizer - reference) over seeds of one metric, with a t-test."""
-        from scipy import stats
+    def lr_grid(self, dataset: str, backbone: str, optimizer: str) -> list[float]:
+        """The learning rates tried for one optimizer (ascending)."""
+        return sorted({r["lr"] for r in self.rows if r["dataset"] == dataset and r["backbone"] == backbone
+                       and r["optimizer"] == optimizer})
 
-        ref = {(r["backbone"], r["seed"]): r.get(metric_key) for r in self.selected(dataset, self.reference)}
-        out = []
-        for opt in self.optimizers:
-            if opt == self.reference:
-                continue
-            pairs = [(r.get(metric_key), ref.get((r["backbone"], r["seed"]))) for r in self.selected(dataset, opt)]
-            pairs = [(a, b) for a, b in pairs if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
-            diff = [a - b for a, b in pairs]
-            ci = mean_ci(diff)
-            p = float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue) if len(pairs) >= 2 and np.std(diff) > 0 else None
-            separated = ci["ci"] is not None and abs(ci["mean"]) > ci["ci"]
-            out.append({"optimizer": opt, "mean_diff": ci["mean"], "ci": ci["ci"], "n": ci["n"], "p_value": p,
-                        "separated": separated})
+    def _by_seed(self, metric_key: str, dataset: str, optimizer: str) -> dict:
+        return {(r["backbone"], r["seed"]): r.get(metric_key) for r in self.selected(dataset, optimizer)
+                if r["status"] == "completed"}
+
+    def paired(self, metric_key: str, dataset: str) -> list[dict]:
+        """Paired differences (optimizer - reference) over seeds of one metric: t-test, Holm-adjusted
+        over the comparisons with the reference (significant: adjusted p < 0.05)."""
+        ref = self._by_seed(metric_key, dataset, self.reference)
+        out = [{"optimizer": opt, **paired_test(self._by_seed(metric_key, dataset, opt), ref)}
+               for opt in self.optimizers if opt != self.reference]
+        for entry, p in zip(out, holm([e["p_value"] for e in out])):
+            entry["p_holm"] = p
+            entry["significant"] = p is not None and p < 0.05
+            entry["separated"] = entry["significant"]  # old name
         return out
+
+    def pairwise(self, metric_key: str, dataset: str) -> dict[tuple[str, str], dict]:
+        """Paired t-tests over seeds for every pair of optimizers (a - b), Holm-adjusted over all pairs."""
+        opts = [o for o in self.optimizers if self.selected(dataset, o)]
+        vals = {o: self._by_seed(metric_key, dataset, o) for o in opts}
+        pairs = {(a, b): paired_test(vals[a], vals[b]) for i, a in enumerate(opts) for b in opts[i + 1:]}
+        for test, p in zip(pairs.values(), holm([t["p_value"] for t in pairs.values()])):
+            test["p_holm"] = p
+        return {**pairs, **{(b, a): {**t, "mean_diff": None if t["mean_diff"] is None else -t["mean_diff"]}
+                            for (a, b), t in pairs.items()}}
 
     def performance_profile(self, taus=None) -> dict:
         """Dolan-Moré profile: share of problems where an optimizer is within tau of the best."""
@@ -162,7 +212,8 @@ class StudyData:
         return {"tau": taus.tolist(), "curves": curves, "n_problems": len(problems)}
 
     def time_to_target(self, dataset: str) -> list[dict]:
-        """Steps and seconds to reach the reference optimizer's best validation force MAE."""
+        """Per (optimizer, seed): steps and seconds to reach the reference optimizer's best validation
+        force MAE of the same seed (None when never reached)."""
         out = []
         ref_rows = {(r["backbone"], r["seed"]): r for r in self.selected(dataset, self.reference)}
         for r in self.selected(dataset):
@@ -177,6 +228,19 @@ class StudyData:
                         and x["valid_forces_mae"] <= target), None)
             out.append({"optimizer": r["optimizer"], "seed": r["seed"], "target_meV_A": target,
                         "steps": hit["step"] if hit else None, "seconds": hit["elapsed_s"] if hit else None})
+        return out
+
+    def time_to_target_summary(self, dataset: str) -> list[dict]:
+        """Per optimizer: seeds that reached the target, and mean ± 95% CI over those seeds of steps and seconds."""
+        per: dict[str, list[dict]] = {}
+        for t in self.time_to_target(dataset):
+            per.setdefault(t["optimizer"], []).append(t)
+        out = []
+        for opt, ts in per.items():
+            hit = [t for t in ts if t["steps"] is not None]
+            out.append({"optimizer": opt, "n_seeds": len(ts), "n_reached": len(hit),
+                        "steps": mean_ci(t["steps"] for t in hit), "seconds": mean_ci(t["seconds"] for t in hit),
+                        "target_meV_A": mean_ci(t["target_meV_A"] for t in ts)})
         return out
 
     def refinement_gain(self, dataset: str) -> list[dict]:
@@ -204,14 +268,29 @@ def forgetting_columns(data: dict) -> dict:
     return out
 
 
+def refinement_by_pair(gains: list[dict]) -> list[dict]:
+    """`refinement_gain` rows averaged over seeds: one row per (optimizer, test set) pair."""
+    pairs: dict[tuple, list[dict]] = {}
+    for g in gains:
+        pairs.setdefault((g["optimizer"], g["set"]), []).append(g)
+    return [{"optimizer": o, "set": name, "n_seeds": len(gs), "change_pct": float(np.mean([g["change_pct"] for g in gs]))}
+            for (o, name), gs in pairs.items()]
+
+
 def _curvature_summary(data: dict) -> dict:
-    """Scalars of a curvature.json worth a column: extreme eigenvalues, condition numbers, trace."""
+    """Scalars of a curvature.json worth a column: extreme eigenvalues, condition numbers (null with
+    their `*_reason` when the Ritz values did not converge), trace."""
+    def keep(key: str, v) -> bool:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return True
+        return key.startswith("condition_number") and (v is None or isinstance(v, str))
+
     out = {}
     for key, value in data.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if keep(key, value):
             out[key] = value
         elif isinstance(value, dict):
             for k2, v2 in value.items():
-                if isinstance(v2, (int, float)) and not isinstance(v2, bool):
+                if keep(k2, v2):
                     out[f"{key}.{k2}"] = v2
     return out

@@ -43,8 +43,10 @@ class DatasetSpec(BaseModel):
 
 
 class OptimizerGrid(BaseModel):
+    """One optimizer's LR grid (`lrs`; leave it out with `lr_grid: auto`) and its options."""
+
     model_config = ConfigDict(extra="forbid")
-    lrs: list[float] = Field(min_length=1)
+    lrs: list[float] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("lrs")
@@ -94,6 +96,9 @@ class StudyConfig(BaseModel):
     curvature: CurvatureSpec | None = Field(default_factory=CurvatureSpec)
     forgetting: bool = True
     reference_optimizer: str = "adamw"
+    lr_grid: Literal["given", "auto"] = "given"  # auto: an LR range test per optimizer places its grid
+    lr_grid_size: int = Field(4, ge=1)  # LRs per optimizer with lr_grid: auto
+    lr_range_steps: int = Field(40, ge=5)  # steps of each LR range test
     threads_per_trial: int = Field(1, ge=1)
     gpus_per_trial: float = Field(1.0, gt=0)  # Ray: GPUs asked for a trial whose device is CUDA (0.5: two share one)
     finetune: dict[str, Any] = Field(default_factory=dict)
@@ -101,6 +106,14 @@ class StudyConfig(BaseModel):
     @model_validator(mode="after")
     def _fair(self) -> StudyConfig:
         sizes = {name: len(grid.lrs) for name, grid in self.optimizers.items()}
+        if self.lr_grid == "auto":
+            given = [name for name, n in sizes.items() if n]
+            if given:
+                raise ValueError(f"lr_grid: auto places every grid itself; remove the lrs of {given}")
+            if any(name.lower() == "lbfgs" for name in self.optimizers):
+                raise ValueError("lr_grid: auto needs first-order optimizers (an LR sweep means nothing to L-BFGS's line search)")
+        elif min(sizes.values()) == 0:
+            raise ValueError(f"give lrs for every optimizer (or lr_grid: auto), missing for {[n for n, k in sizes.items() if not k]}")
         if len(set(sizes.values())) > 1:
             raise ValueError(f"unequal tuning budget: every optimizer needs the same number of learning rates, got {sizes}")
         if self.max_steps is None and self.max_time_s is None:

@@ -19,6 +19,7 @@ from optbench.study.validate import dataset_files, validate_study
 
 STUDY_JSON = "study.json"
 ANALYSES = "analyses"
+LR_RANGE = "lr_range"
 
 
 def valid_loss(result: dict | None) -> float:
@@ -149,36 +150,67 @@ def _provenance(study: StudyConfig, trials) -> dict:
     return provenance(device, [backbone_of(b) for b in study.backbones], study.threads_per_trial)
 
 
+def auto_grids(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset]) -> dict[tuple, list[float]]:
+    """`lr_grid: auto`: one LR range test per (dataset, backbone, optimizer), cached under
+    out/lr_range/, and the grid it places; the summary goes to out/lr_range/grids.json."""
+    from optbench.study.lr_range import lr_grid, lr_range_test
+
+    grids, summary = {}, {}
+    for ds in datasets.values():
+        for bb in study.backbones:
+            for opt, spec in study.optimizers.items():
+                path = out / LR_RANGE / ds.name / bb.replace(":", "_") / f"{opt.replace(':', '_')}.json"
+                if path.exists():
+                    result = read_json(path)
+                else:
+                    result = lr_range_test(bb, ds.train, opt, steps=study.lr_range_steps, batch_size=study.batch_size,
+                                           seed=study.seeds[0], loss_weights=study.loss_weights.model_dump(),
+                                           optimizer_kwargs=spec.kwargs, keys=ds.keys)
+                    write_json(path, result)
+                try:
+                    grids[ds.name, bb, opt] = lr_grid(result, study.lr_grid_size)
+                except ValueError as err:
+                    from optbench.errors import InputError
+
+                    raise InputError(f"LR range test failed: {err}", file=path, field=f"optimizers.{opt}") from None
+                summary["|".join((ds.name, bb, opt))] = {
+                    "grid": grids[ds.name, bb, opt], **{k: result[k] for k in ("lr_steepest", "lr_min_loss", "lr_diverged")}}
+    write_json(out / LR_RANGE / "grids.json", summary)
+    return grids
+
+
 def run_study(study: StudyConfig, out: str | Path, executor: str = "local", workers: int = 1,
               address: str | None = None, report: bool = True) -> dict:
     """Run (or resume) every trial and analysis of `study` under `out`; returns the study index."""
     out = Path(out)
     datasets = {d.name: resolve_dataset(d) for d in study.datasets}
-    trials = expand(study, out, datasets)
     validate_study(study, datasets)
     inputs = fingerprint({k: v for d in datasets.values() for k, v in dataset_files(d).items()})
-    with claimed_folder(out, keep=(STUDY_JSON, "trials"), field="out"):
+    with claimed_folder(out, keep=(STUDY_JSON, "trials", LR_RANGE), field="out"):
         remove_stale_temporaries(out)
-        index = _run_locked(study, out, datasets, trials, inputs, executor, workers, address, report)
+        index = _run_locked(study, out, datasets, inputs, executor, workers, address, report)
     n_done = sum(r.get("status") == "completed" for r in index["results"])
     if n_done == 0:
-        raise StudyFailed(f"no trial of {len(trials)} completed (see {out / 'report.md'} and trials/*/crash.json)")
+        raise StudyFailed(f"no trial of {len(index['trials'])} completed (see {out / 'report.md'} and trials/*/crash.json)")
     index.pop("results")
     return index
 
 
-def _run_locked(study, out, datasets, trials, inputs, executor, workers, address, report) -> dict:
+def _run_locked(study, out, datasets, inputs, executor, workers, address, report) -> dict:
     old = out / STUDY_JSON
     if old.exists():
         before = read_json(old)
         if before.get("study_hash") not in (None, study.hash()):
             raise InputError("this folder holds a different study; choose another --out", file=out, field="out")
         check_same_inputs(before.get("inputs"), inputs, out, "choose another --out for the new data")
+    grids = auto_grids(study, out, datasets) if study.lr_grid == "auto" else None
+    trials = expand(study, out, datasets, grids)
     write_yaml(out / "study.yaml", study.model_dump(mode="json"))
     index = {"study_hash": study.hash(), "name": study.name, "reference_optimizer": study.reference_optimizer,
              "inputs": inputs,
              "provenance": _provenance(study, trials),
-             "trials": [t.row() for t in trials], "selected_lr": {}, "datasets": {
+             "trials": [t.row() for t in trials], "selected_lr": {},
+             "lr_grids": {"|".join(k): v for k, v in grids.items()} if grids else None, "datasets": {
                  n: {"regime": d.regime, "train": str(d.train), "tests": {k: str(v) for k, v in d.tests.items()},
                      "tags": d.tags, "folder": str(d.folder) if d.folder else None} for n, d in datasets.items()}}
     write_json(old, index)

@@ -82,14 +82,16 @@ class Trial:
                 "optimizer": self.optimizer, "lr": self.lr, "seed": self.seed}
 
 
-def expand(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset]) -> list[Trial]:
-    """Every trial of the study, each with its run folder out/trials/<config hash>."""
+def expand(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset],
+           grids: dict[tuple[str, str, str], list[float]] | None = None) -> list[Trial]:
+    """Every trial of the study, each with its run folder out/trials/<config hash>; `grids`
+    ((dataset, backbone, optimizer) -> LRs, from `lr_grid: auto`) replaces the given grids."""
     trials = []
     for ds_spec in study.datasets:
         ds = datasets[ds_spec.name]
         for backbone in study.backbones:
             for opt, grid in study.optimizers.items():
-                for lr in grid.lrs:
+                for lr in (grids[ds.name, backbone, opt] if grids else grid.lrs):
                     for seed in study.seeds:
                         data = {
                             "model": backbone, "train": ds.train, "valid": ds.valid, "tests": ds.tests, "test_tags": ds.tags,

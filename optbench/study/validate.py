@@ -22,7 +22,7 @@ def check_optimizers(study: StudyConfig) -> None:
 
     wd = study.finetune.get("weight_decay")
     for name, grid in study.optimizers.items():
-        for lr in grid.lrs:
+        for lr in grid.lrs or [1e-3]:  # lr_grid: auto places the grid later; the kwargs are checked now
             toy = torch.nn.Parameter(torch.ones(3))
 
             def closure(toy=toy):

@@ -1,0 +1,43 @@
+"""Presets search each optimizer where its measured LR range test says it works."""
+
+from __future__ import annotations
+
+import pytest
+
+from optbench.study import load_study
+from optbench.study.presets import RANGE_TESTS, SEVEN
+
+
+@pytest.mark.parametrize("name", SEVEN)
+def test_each_grid_covers_its_measured_useful_range(name):
+    steep = [s for s, _ in RANGE_TESTS[name].values()]
+    blowup = min(d for _, d in RANGE_TESTS[name].values())
+    quick = load_study(preset="quick").optimizers[name].lrs
+    paper = load_study(preset="paper").optimizers[name].lrs
+    assert len(quick) == 1 and min(steep) / 3 <= quick[0] <= max(steep) * 3 and quick[0] < blowup / 3
+    assert min(paper) <= min(steep) and max(paper) >= min(max(steep), blowup / 3) / 1.5
+    assert max(paper) < blowup / 3 * 1.2  # rounding to one digit may lift it a little
+
+
+def test_optimizers_get_their_own_lrs():
+    quick = load_study(preset="quick").optimizers
+    paper = load_study(preset="paper").optimizers
+    assert len({g.lrs[0] for g in quick.values()}) >= 4
+    assert len({tuple(g.lrs) for g in paper.values()}) >= 4
+    assert len({len(g.lrs) for g in paper.values()}) == 1  # the same tuning budget for each
+
+
+@pytest.mark.parametrize("extra,optimizers,message", [
+    ({}, {"adamw": {"lrs": [1e-3]}, "sgd": {}}, "give lrs for every optimizer"),
+    ({"lr_grid": "auto"}, {"adamw": {"lrs": [1e-3]}, "sgd": {}}, "lr_grid: auto places every grid itself"),
+    ({"lr_grid": "auto"}, {"lbfgs": {}}, "first-order"),
+])
+def test_lr_grid_config_errors_name_the_field(tmp_path, extra, optimizers, message):
+    import yaml
+
+    from optbench.errors import InputError
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"datasets": [{"name": "x", "suite": "molecular"}], "optimizers": optimizers, **extra}))
+    with pytest.raises(InputError, match=message):
+        load_study(path)
