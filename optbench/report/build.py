@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from optbench.io import write_text
+from optbench.report.labels import human
 from optbench.study.aggregate import StudyData, refinement_by_pair
 
 
@@ -150,7 +151,7 @@ def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
         if not rows:
             continue
         keys = [k for k in rows[0] if ":" in k]
-        head = ["optimizer", "lr", "LR grid edge", "seeds", "diverged", *[k.replace(":", " ").replace("_", " ") for k in keys], "time (s)"]
+        head = ["optimizer", "learning rate", "LR grid edge", "seeds", "diverged", *[human(k) for k in keys], "wall time (s)"]
         body = [[r["optimizer"], f"{r['lr']:g}", r["lr_edge"] or "no", str(r["n_seeds"]), str(r["diverged"]),
                  *[_fmt(r[k]) for k in keys], _fmt(r["wall_time_s"], 0)] for r in rows]
         tables.append((f"{ds}: errors at the selected LR (mean ± 95% CI over seeds; meV/Å, meV/atom)", head, body))
