@@ -142,13 +142,14 @@ def run_md(atoms: Atoms, calculator, phases: list, *, temperature_K: float,
            timestep_fs: float, friction_per_fs: float, seed: int, sample_every: int,
            limits: StabilityLimits, progress: bool = False, desc: str = "md",
            equilibration: Equilibration | None = None, pressure_bar: float = 1.0,
-           barostat_tau_fs: float = 500.0) -> Trajectory:
+           barostat_tau_fs: float = 500.0, on_sample=None) -> Trajectory:
     """Run the `phases` (`Phase`s or (kind, steps) tuples) from Maxwell-Boltzmann velocities (seeded).
 
     Samples every `sample_every` steps (and at t = 0); stops at the first failed stability check.
     An "equil" phase ends early by the `equilibration` criterion; its record (steps, block means,
     converged) is `Trajectory.equilibration`. NPT runs at `pressure_bar` with cell time constant
-    `barostat_tau_fs`.
+    `barostat_tau_fs`. `on_sample(traj)`, when given, is called after each sample (to checkpoint a long
+    run: a run cut after k steps holds exactly the samples of the same run with k steps).
     """
     phases = [p if isinstance(p, Phase) else Phase(*p) for p in phases]
     equilibration = equilibration or Equilibration()
@@ -200,6 +201,8 @@ def run_md(atoms: Atoms, calculator, phases: list, *, temperature_K: float,
                     traj.verdict = _failed(reason, traj.steps_done)
                     break
                 sample(phase.kind)
+                if on_sample is not None:
+                    on_sample(traj)
                 if phase.kind == "equil":
                     block_T.append(traj.temperature_K[-1])
                     if len(block_T) == max(1, equilibration.block_steps // sample_every):  # a block is complete

@@ -88,14 +88,22 @@ def _sides(z: np.ndarray, rho: np.ndarray, hi: float, lo: float) -> dict[str, di
 
 @dataclasses.dataclass
 class Interface(Property):
-    """Slab NVT run: mass-density profile along the normal, 10-90 interface width, lateral diffusion
+    """Slab run: equilibration (Langevin NVT until the temperature is stable), then weak-friction
+    production NVT: mass-density profile along the normal, 10-90 interface width, lateral diffusion
     of the interfacial layer.
 
-    Result: "profile" ("z_A" from the slab centre of mass, "density_g_cm3" time-averaged and smoothed),
-    "width_A" (mean 10-90 width of both interfaces), "widths_A" per side, "interfaces_z_A" (50 %
-    positions), "bulk_density_g_cm3", "low_density_g_cm3", "layer_atoms" (count), "lateral_msd"
-    ("lag_fs", "msd_A2"), "lateral_diffusion_A2_per_ps" of the interfacial layer and of all atoms
-    ("lateral_diffusion_all_A2_per_ps"), "stable", "verdict", "failure", "failed_at_step" (as in MD).
+    Result: "equilibration", "equilibrated", "temperature_mean_K" (+ "_err", "temperature_ok",
+    "temperature_flag") as in MD; "profile" ("z_A" from the slab centre of mass, "density_g_cm3"
+    time-averaged and smoothed, "density_g_cm3_err" per bin), "width_A" (mean 10-90 width of both
+    interfaces), "widths_A" per side, "interfaces_z_A" (50 % positions), "bulk_density_g_cm3",
+    "low_density_g_cm3", "layer_atoms" (`diffusion_species` atoms within `layer_width`/2 of an interface
+    at the start), "lateral_msd" ("lag_fs", "msd_A2"), "lateral_diffusion_A2_per_ps" of the layer and of
+    all `diffusion_species` atoms ("lateral_diffusion_all_A2_per_ps"): in-plane MSD fitted over lags
+    [`diffusion_min_lag_fs`, + `diffusion_window_fs`], None with "<key>_reason" when the run is shorter
+    than twice the largest lag or the MSD is not diffusive; "stable", "verdict", "failure",
+    "failed_at_step" (as in MD). Every `<key>_err` is one standard error from `n_blocks` block averages
+    (diffusion: atoms as blocks). The density of the slab's dense phase is a result here (vacuum
+    lets the film find it), unlike the density of an NVT box.
     """
 
     name = "interface"

@@ -229,13 +229,13 @@ class MD(Property):
             self.write_files(result, out)
         return result
 
-    def run(self, system: Atoms, calculator) -> Trajectory:
+    def run(self, system: Atoms, calculator, on_sample=None) -> Trajectory:
         """The MD run itself (equil, production NVT, NVE, NPT) on the prepared `system`."""
         criterion = Equilibration(self.equilibration_block_steps, self.equilibration_tolerance_K)
         return run_md(system, calculator, self.phases(), temperature_K=self.temperature_K, timestep_fs=self.timestep_fs,
                       friction_per_fs=self.friction_per_fs, seed=self.seed, sample_every=self.sample_every,
                       limits=self.limits(), progress=self.progress, desc="md", equilibration=criterion,
-                      pressure_bar=self.pressure_bar, barostat_tau_fs=self.barostat_tau_fs)
+                      pressure_bar=self.pressure_bar, barostat_tau_fs=self.barostat_tau_fs, on_sample=on_sample)
 
     def analyse(self, traj: Trajectory, system: Atoms) -> dict[str, Any]:
         """Every observable of a finished run."""
