@@ -187,3 +187,20 @@ def test_compare_says_when_a_difference_is_not_resolved():
     assert cmp["temperature_mean_K"]["err"] == pytest.approx(np.hypot(2, 2))
     assert cmp["temperature_mean_K"]["resolved"] is False  # 3 K apart, 2.8 K combined error
     assert cmp["diffusion_A2_per_ps"]["resolved"] is None  # the reference has no error: cannot tell
+
+
+def test_chgnet_water_short_run_follows_the_same_rules(chgnet):
+    """The model side: a run too short for diffusion says so; the O-O peak is intermolecular."""
+    from ase.io import read
+
+    from optbench.data import suite_path
+
+    water = read(suite_path("liquid") / "structures" / "water.extxyz")
+    res = MD(temperature_K=300, timestep_fs=0.5, equilibration_steps=10, equilibration_block_steps=10,
+             nvt_steps=20, nve_steps=0, sample_every=5, n_blocks=2, progress=False).calc(water, chgnet)
+    assert res["stable"]
+    assert 2.4 < res["rdf_OO_first_peak_A"] < 3.2  # the O-H bond (~1 Å) has no O-O counterpart
+    assert res["rdf_OO_first_peak_height"] > 1.5 and res["rdf_OO_first_peak_A_err"] is not None
+    assert res["diffusion_A2_per_ps"] is None and res["diffusion_A2_per_ps_reason"].startswith("run 0.01 ps")
+    assert res["density_g_cm3"] is None and res["density_g_cm3_reason"].startswith("no NPT run")
+    assert res["temperature_ok"] == (abs(res["temperature_mean_K"] - 300) <= 10)
