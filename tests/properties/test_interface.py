@@ -48,3 +48,26 @@ def test_interface_rejects_tilted_cell():
     atoms = bulk("Cu", "fcc", a=3.6)  # primitive fcc: in-plane vectors have z components
     with pytest.raises(InputError, match="axis"):
         Interface().calc(atoms, EMT())
+
+
+def test_lateral_diffusion_of_a_synthetic_film_is_the_known_one():
+    """Atoms of a 10 Å film random-walking in the plane with D = 0.3 Å^2/ps (2.6 ps sampled every 10 fs)."""
+    from ase import Atoms
+
+    from optbench.properties.dynamics import Trajectory
+
+    rng = np.random.default_rng(0)
+    n, frames, dt, D = 120, 261, 10.0, 0.3
+    start = np.column_stack([rng.uniform(0, 12, n), rng.uniform(0, 12, n), rng.uniform(10, 20, n)])
+    system = Atoms(f"O{n}", positions=start, cell=[12, 12, 30], pbc=True)
+    steps = rng.normal(scale=np.sqrt(2 * D * 1e-3 * dt), size=(frames, n, 3))
+    steps[:, :, 2] = 0.0
+    steps[0] = 0.0
+    pos = start + np.cumsum(steps, axis=0)
+    traj = Trajectory(times_fs=list(np.arange(frames) * dt), phases=["nvt"] * frames, positions=list(pos),
+                      temperature_K=[300.0] * frames, potential_eV=[0.0] * frames, kinetic_eV=[0.0] * frames)
+    res = Interface(equilibration_steps=0, timestep_fs=1.0, sample_every=10).analyse(traj, system)
+    assert res["lateral_diffusion_all_A2_per_ps"] == pytest.approx(D, rel=0.1)
+    assert res["lateral_diffusion_A2_per_ps"] == pytest.approx(D, rel=0.2) and res["layer_atoms"] > 10
+    assert abs(res["lateral_diffusion_all_A2_per_ps"] - D) < 4 * res["lateral_diffusion_all_A2_per_ps_err"]
+    assert res["width_A"] is not None and res["bulk_density_g_cm3"] > 0
