@@ -225,7 +225,7 @@ def _water_md(struct, temperature, split, tag, frames_key, partition=False):
 # MD observables (md, interface properties): production of 5000 x 0.5 fs = 2.5 ps, the least that fits
 # the diffusion fit (lags 0.25-1.25 ps, at most half the run); equilibration ends once two 0.2 ps
 # blocks of temperature are within 20 K of 300 K (at most `property_equilibration_steps`).
-_MD_SMALL = {"property_steps": 5000, "property_equilibration_steps": 1600}
+_MD_SMALL = {"property_steps": 5000, "property_equilibration_steps": 800}
 _MD_FULL = {"property_steps": 10000, "property_equilibration_steps": 2000}
 
 
@@ -240,7 +240,7 @@ LIQUID = Regime(
     name="liquid", method="GFN1-xTB",
     params={
         "small": {"molecules": 16, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 40,
-                  "interval": 6, "frames_id": 50, "frames_ood": 15, **_MD_SMALL, "property_equilibration_steps": 800,
+                  "interval": 6, "frames_id": 50, "frames_ood": 15, **_MD_SMALL,
                   "property_npt_steps": 0},
         "full": {"molecules": 32, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 1000,
                  "interval": 20, "frames_id": 400, "frames_ood": 100, **_MD_FULL, "property_npt_steps": 4000},

@@ -150,7 +150,7 @@ class Interface(Property):
         system.pbc = True
         return system
 
-    def run(self, system: Atoms, calculator) -> Trajectory:
+    def run(self, system: Atoms, calculator, on_sample=None) -> Trajectory:
         """Equilibration (until the temperature is stable) then production NVT of the prepared slab."""
         limits = StabilityLimits(self.max_temperature_factor, self.max_force, self.min_distance_factor,
                                  self.bond_break_factor, self.max_broken_fraction)
@@ -158,7 +158,8 @@ class Interface(Property):
         return run_md(system, calculator, [p for p in phases if p.steps > 0], temperature_K=self.temperature_K,
                       timestep_fs=self.timestep_fs, friction_per_fs=self.friction_per_fs, seed=self.seed,
                       sample_every=self.sample_every, limits=limits, progress=self.progress, desc="interface md",
-                      equilibration=Equilibration(self.equilibration_block_steps, self.equilibration_tolerance_K))
+                      equilibration=Equilibration(self.equilibration_block_steps, self.equilibration_tolerance_K),
+                      on_sample=on_sample)
 
     def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
         system = self.prepare(atoms)
