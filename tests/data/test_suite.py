@@ -135,3 +135,22 @@ def test_water_references_report_what_they_measure():
     _md_rules(film, "lateral_diffusion_A2_per_ps")
     assert 0.6 < film["bulk_density_g_cm3"] < 1.4 and film["low_density_g_cm3"] < 0.1
     assert 0.3 < film["width_A"] < 8.0 and 0 < film["width_A_err"] < film["width_A"]
+
+
+def test_redo_recomputes_only_the_named_reference_property(tmp_path):
+    """GFN1-xTB MD of the shipped 16-water box, 20 steps: new settings, new values, frames untouched."""
+    import shutil
+
+    from optbench.data.refprops import redo_reference_properties
+
+    folder = tmp_path / "liquid"
+    shutil.copytree(suite_path("liquid"), folder)
+    before = load_manifest(folder)
+    tiny = {"temperature_K": 300.0, "timestep_fs": 0.5, "equilibration_steps": 0, "nvt_steps": 20, "nve_steps": 0,
+            "sample_every": 5, "n_blocks": 2, "progress": False}
+    redo_reference_properties(folder, ["md"], {"md": tiny})
+    after = load_manifest(folder)
+    md = after["reference_properties"]["water"]["md"]
+    assert after["property_settings"]["water"]["md"] == tiny and md["settings"]["nvt_steps"] == 20
+    assert md["stable"] and md["steps_done"] == 20 and md["diffusion_A2_per_ps"] is None
+    assert after["splits"] == before["splits"] and after["structures"] == before["structures"]
