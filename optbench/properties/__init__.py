@@ -38,11 +38,13 @@ def compare(name: str, result: dict, reference: dict) -> dict:
     return PROPERTIES[name].compare(result, reference)
 
 
-def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str) -> dict:
-    """Compute property `name` of `structure` with `model`; write OUT/NAME.json (and figures)."""
+def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
+                 settings: dict | None = None) -> dict:
+    """Compute property `name` of `structure` with `model`; write OUT/NAME.json (and figures).
+    `settings` replace single entries of the reference's settings."""
     from optbench.properties.run import run_property as _run
 
-    return _run(name, model=model, structure=structure, dataset=dataset, out=out)
+    return _run(name, model=model, structure=structure, dataset=dataset, out=out, settings=settings)
 
 
 __all__ = ["EOS", "MD", "PROPERTIES", "Elastic", "Interface", "Phonons", "Property", "Vibrations",
