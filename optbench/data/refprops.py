@@ -47,12 +47,36 @@ def fill_reference_properties(folder: str | Path) -> dict:
     return refs
 
 
-def main(argv: list[str] | None = None) -> int:
-    """python -m optbench.data.refprops DIR [DIR ...]: fill missing reference properties."""
-    import sys
+def redo_reference_properties(folder: str | Path, names: list[str], settings: dict[str, dict] | None = None) -> dict:
+    """Recompute the reference properties `names` (e.g. ["md"]) of a dataset, leaving its frames and
+    every other entry alone: drop them, optionally replace their "property_settings" by
+    `settings` ({property name: settings}), and fill them again."""
+    folder = Path(folder)
+    man = load_manifest(folder)
+    for struct, props in (man.get("property_settings") or {}).items():
+        for name in names:
+            if name in props:
+                if settings and name in settings:
+                    props[name] = settings[name]
+                (man.get("reference_properties") or {}).get(struct, {}).pop(name, None)
+    write_json(folder / "manifest.json", man)
+    return fill_reference_properties(folder)
 
-    for folder in (argv if argv is not None else sys.argv[1:]):
-        fill_reference_properties(folder)
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m optbench.data.refprops [--redo NAME ...] DIR [DIR ...]: fill missing reference
+    properties (with --redo: recompute NAME first, e.g. --redo md)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m optbench.data.refprops")
+    parser.add_argument("folders", nargs="+")
+    parser.add_argument("--redo", action="append", default=[], help="property to recompute (repeatable)")
+    args = parser.parse_args(argv)
+    for folder in args.folders:
+        if args.redo:
+            redo_reference_properties(folder, args.redo)
+        else:
+            fill_reference_properties(folder)
     return 0
 
 

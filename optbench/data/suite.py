@@ -222,13 +222,30 @@ def _water_md(struct, temperature, split, tag, frames_key, partition=False):
     return run
 
 
+# MD observables (md, interface properties): equilibration ends once two 0.2 ps blocks of temperature
+# are within 20 K of 300 K (at most `property_equilibration_steps`), then `property_steps` x 0.5 fs of
+# production. Diffusion needs >= 2.5 ps (lags 0.25-1.25 ps, at most half the run): the full sets have
+# 5 ps; the small sets 1.5 ps (what ~40 min of one core affords with GFN1-xTB), so their
+# diffusion is null with the reason.
+_MD_SMALL = {"property_steps": 3000, "property_equilibration_steps": 800}
+_MD_FULL = {"property_steps": 10000, "property_equilibration_steps": 2000}
+
+
+def _md_settings(p: dict) -> dict:
+    """Settings shared by the md and interface properties of the water regimes."""
+    return {"temperature_K": 300.0, "timestep_fs": p["timestep_fs"], "equilibration_steps": p["property_equilibration_steps"],
+            "equilibration_block_steps": 400, "equilibration_tolerance_K": 20.0, "nvt_steps": p["property_steps"],
+            "sample_every": 10, "progress": False}
+
+
 LIQUID = Regime(
     name="liquid", method="GFN1-xTB",
     params={
         "small": {"molecules": 16, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 40,
-                  "interval": 6, "frames_id": 50, "frames_ood": 15, "property_steps": 200},
+                  "interval": 6, "frames_id": 50, "frames_ood": 15, **_MD_SMALL,
+                  "property_npt_steps": 0},
         "full": {"molecules": 32, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 1000,
-                 "interval": 20, "frames_id": 400, "frames_ood": 100, "property_steps": 4000},
+                 "interval": 20, "frames_id": 400, "frames_ood": 100, **_MD_FULL, "property_npt_steps": 4000},
     },
     build=_water_build("water"),
     jobs=[
@@ -236,7 +253,7 @@ LIQUID = Regime(
         Job("ood_400K", _water_md("water", 400, "ood_400K", "OOD", "frames_ood")),
         Job("ood_dense", _water_md("water_dense", 300, "ood_dense", "OOD", "frames_ood")),
     ],
-    properties=lambda p: {"water": {"md": {"temperature_K": 300.0, "timestep_fs": p["timestep_fs"], "nvt_steps": p["property_steps"], "equilibration_steps": 50, "nve_steps": 50, "progress": False}}},
+    properties=lambda p: {"water": {"md": {**_md_settings(p), "nve_steps": 0, "npt_steps": p["property_npt_steps"]}}},
     notes="periodic water box at 1.0 g/cm^3, Gamma-point xTB; ID = 300 K MD; OOD = 400 K MD and a 1.15 g/cm^3 box",
 )
 
@@ -244,16 +261,16 @@ INTERFACE = Regime(
     name="interface", method="GFN1-xTB",
     params={
         "small": {"molecules": 16, "density": 1.0, "vacuum": 12.0, "timestep_fs": 0.5, "n_equil": 40,
-                  "interval": 6, "frames_id": 50, "frames_ood": 15, "property_steps": 200},
+                  "interval": 6, "frames_id": 50, "frames_ood": 15, **_MD_SMALL},
         "full": {"molecules": 32, "density": 1.0, "vacuum": 15.0, "timestep_fs": 0.5, "n_equil": 1000,
-                 "interval": 20, "frames_id": 400, "frames_ood": 100, "property_steps": 4000},
+                 "interval": 20, "frames_id": 400, "frames_ood": 100, **_MD_FULL},
     },
     build=_water_build("water_film"),
     jobs=[
         Job("id_300K", _water_md("water_film", 300, None, None, "frames_id", partition=True)),
         Job("ood_400K", _water_md("water_film", 400, "ood_400K", "OOD", "frames_ood")),
     ],
-    properties=lambda p: {"water_film": {"interface": {"temperature_K": 300.0, "timestep_fs": p["timestep_fs"], "nvt_steps": p["property_steps"], "equilibration_steps": 50, "axis": 2, "progress": False}}},
+    properties=lambda p: {"water_film": {"interface": {**_md_settings(p), "axis": 2}}},
     notes="water film (two liquid/vapour interfaces) in a periodic slab with vacuum along z; ID = 300 K MD; OOD = 400 K MD",
 )
 

@@ -39,11 +39,12 @@ def compare(name: str, result: dict, reference: dict) -> dict:
 
 
 def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
-                 device: str = "cpu") -> dict:
-    """Compute property `name` of `structure` with `model` on `device`; write OUT/NAME.json (and figures)."""
+                 device: str = "cpu", settings: dict | None = None) -> dict:
+    """Compute property `name` of `structure` with `model` on `device`; write OUT/NAME.json (and figures).
+    `settings` replace single entries of the reference's settings."""
     from optbench.properties.run import run_property as _run
 
-    return _run(name, model=model, structure=structure, dataset=dataset, out=out, device=device)
+    return _run(name, model=model, structure=structure, dataset=dataset, out=out, device=device, settings=settings)
 
 
 __all__ = ["EOS", "MD", "PROPERTIES", "Elastic", "Interface", "Phonons", "Property", "Vibrations",

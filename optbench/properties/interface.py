@@ -11,15 +11,26 @@ from ase import Atoms
 from scipy.ndimage import gaussian_filter1d
 
 from optbench.errors import InputError
-from optbench.properties.base import Property, scalar_errors
+from optbench.properties.base import Property
 from optbench.properties.dynamics import (
+    Equilibration,
+    Phase,
     StabilityLimits,
-    diffusion_coefficient,
+    Trajectory,
     msd_curve,
     remove_com,
     run_md,
 )
-from optbench.properties.md import AMU_PER_A3_TO_G_PER_CM3
+from optbench.properties.md import (
+    AMU_PER_A3_TO_G_PER_CM3,
+    compare_observables,
+    diffusion_result,
+    production_mask,
+    species_mask,
+    temperature_summary,
+)
+
+OBSERVABLES = ("temperature_mean_K", "width_A", "bulk_density_g_cm3", "lateral_diffusion_A2_per_ps")
 
 
 def centred_fractions(frac: np.ndarray, masses: np.ndarray) -> np.ndarray:
@@ -77,24 +88,40 @@ def _sides(z: np.ndarray, rho: np.ndarray, hi: float, lo: float) -> dict[str, di
 
 @dataclasses.dataclass
 class Interface(Property):
-    """Slab NVT run: mass-density profile along the normal, 10-90 interface width, lateral diffusion
+    """Slab run: equilibration (Langevin NVT until the temperature is stable), then weak-friction
+    production NVT: mass-density profile along the normal, 10-90 interface width, lateral diffusion
     of the interfacial layer.
 
-    Result: "profile" ("z_A" from the slab centre of mass, "density_g_cm3" time-averaged and smoothed),
-    "width_A" (mean 10-90 width of both interfaces), "widths_A" per side, "interfaces_z_A" (50 %
-    positions), "bulk_density_g_cm3", "low_density_g_cm3", "layer_atoms" (count), "lateral_msd"
-    ("lag_fs", "msd_A2"), "lateral_diffusion_A2_per_ps" of the interfacial layer and of all atoms
-    ("lateral_diffusion_all_A2_per_ps"), "stable", "verdict", "failure", "failed_at_step" (as in MD).
+    Result: "equilibration", "equilibrated", "temperature_mean_K" (+ "_err", "temperature_ok",
+    "temperature_flag") as in MD; "profile" ("z_A" from the slab centre of mass, "density_g_cm3"
+    time-averaged and smoothed, "density_g_cm3_err" per bin), "width_A" (mean 10-90 width of both
+    interfaces), "widths_A" per side, "interfaces_z_A" (50 % positions), "bulk_density_g_cm3",
+    "low_density_g_cm3", "layer_atoms" (`diffusion_species` atoms within `layer_width`/2 of an interface
+    at the start), "lateral_msd" ("lag_fs", "msd_A2"), "lateral_diffusion_A2_per_ps" of the layer and of
+    all `diffusion_species` atoms ("lateral_diffusion_all_A2_per_ps"): in-plane MSD fitted over lags
+    [`diffusion_min_lag_fs`, + `diffusion_window_fs`], None with "<key>_reason" when the run is shorter
+    than twice the largest lag or the MSD is not diffusive; "stable", "verdict", "failure",
+    "failed_at_step" (as in MD). Every `<key>_err` is one standard error from `n_blocks` block averages
+    (diffusion: atoms as blocks). The density of the slab's dense phase is a result here (vacuum
+    lets the film find it), unlike the density of an NVT box.
     """
 
     name = "interface"
     axis: int = 2  # normal direction (Cartesian and lattice axis)
     temperature_K: float = 300.0
     timestep_fs: float = 1.0
-    friction_per_fs: float = 0.02
-    nvt_steps: int = 200
-    equilibration_steps: int = 50
+    friction_per_fs: float = 0.02  # Langevin friction during equilibration (1/fs)
+    production_friction_per_fs: float = 0.001
+    equilibration_steps: int = 1000  # at most; ends once the temperature is stable
+    equilibration_block_steps: int = 100
+    equilibration_tolerance_K: float = 15.0
+    nvt_steps: int = 200  # production
     sample_every: int = 5
+    n_blocks: int = 5
+    temperature_tolerance_K: float = 10.0
+    diffusion_species: str | None = "O"
+    diffusion_min_lag_fs: float = 250.0
+    diffusion_window_fs: float = 1000.0
     seed: int = 0
     bin_width: float = 0.25  # Å
     smoothing: float = 0.5  # Å, Gaussian sigma of the profile
@@ -116,68 +143,113 @@ class Interface(Property):
             raise InputError(f"in-plane cell vectors must have no component along axis {self.axis}", field="cell")
         return float(atoms.get_volume() / np.linalg.norm(np.cross(cell[lateral[0]], cell[lateral[1]])))
 
-    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
-        height = self._check(atoms)
+    def prepare(self, atoms: Atoms) -> Atoms:
+        """The slab as simulated: checked, periodic in all three directions."""
+        self._check(atoms)
         system = atoms.copy()
         system.pbc = True
+        return system
+
+    def run(self, system: Atoms, calculator, on_sample=None) -> Trajectory:
+        """Equilibration (until the temperature is stable) then production NVT of the prepared slab."""
         limits = StabilityLimits(self.max_temperature_factor, self.max_force, self.min_distance_factor,
                                  self.bond_break_factor, self.max_broken_fraction)
-        traj = run_md(system, calculator, [("nvt", self.nvt_steps)], temperature_K=self.temperature_K,
+        phases = [Phase("equil", self.equilibration_steps), Phase("nvt", self.nvt_steps, self.production_friction_per_fs)]
+        return run_md(system, calculator, [p for p in phases if p.steps > 0], temperature_K=self.temperature_K,
                       timestep_fs=self.timestep_fs, friction_per_fs=self.friction_per_fs, seed=self.seed,
-                      sample_every=self.sample_every, limits=limits, progress=self.progress, desc="interface md")
-        times, pos = traj.arrays("nvt")
-        keep = times >= self.equilibration_steps * self.timestep_fs
-        times, pos = times[keep], pos[keep]
+                      sample_every=self.sample_every, limits=limits, progress=self.progress, desc="interface md",
+                      equilibration=Equilibration(self.equilibration_block_steps, self.equilibration_tolerance_K),
+                      on_sample=on_sample)
+
+    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+        system = self.prepare(atoms)
+        result = self.analyse(self.run(system, calculator), system)
+        if out is not None:
+            self.write_files(result, out)
+        return result
+
+    def analyse(self, traj: Trajectory, system: Atoms) -> dict[str, Any]:
+        """Every observable of a finished run."""
+        height = self._check(system)
+        phases = np.array(traj.phases)
+        prod = production_mask(phases)
+        times, pos = np.array(traj.times_fs)[prod], np.array(traj.positions)[prod]
+        eq = traj.equilibration or {"steps": 0, "time_fs": 0.0, "converged": False, "block_means_K": [],
+                                    "criterion": "no equilibration phase"}
         result: dict[str, Any] = {
             "settings": self.settings(), "stable": traj.verdict["stable"],
             "verdict": traj.verdict["verdict"], "failure": traj.verdict["reason"],
             "failed_at_step": traj.verdict["step"], "steps_done": traj.steps_done, "n_atoms": len(system),
+            "equilibration": eq, "equilibrated": bool(eq["converged"]),
+            "production_fs": float(times[-1] - times[0]) if len(times) > 1 else 0.0,
         }
+        result.update(temperature_summary(np.array(traj.temperature_K)[prod], self.temperature_K,
+                                          self.temperature_tolerance_K, self.n_blocks))
         if len(pos) == 0:
-            result.update({"profile": None, "width_A": None, "lateral_diffusion_A2_per_ps": None})
+            result.update({"profile": None, "width_A": None, "lateral_diffusion_A2_per_ps": None,
+                           "lateral_diffusion_A2_per_ps_reason": "no production samples"})
             return result
         masses = system.get_masses()
-        inv = np.linalg.inv(system.cell.array)
-        frac = centred_fractions((pos @ inv)[:, :, self.axis], masses)
-        n_bins = max(8, int(round(height / self.bin_width)))
-        edges = np.linspace(0.0, 1.0, n_bins + 1)
-        area = system.get_volume() / height
-        hist = np.mean([np.histogram(f, bins=edges, weights=masses)[0] for f in frac], axis=0)
-        rho = hist / (area * height / n_bins) * AMU_PER_A3_TO_G_PER_CM3
-        rho = gaussian_filter1d(rho, self.smoothing / (height / n_bins), mode="wrap")
-        z = (0.5 * (edges[:-1] + edges[1:]) - 0.5) * height
-        w = interface_widths(z, rho)
+        frac = centred_fractions((pos @ np.linalg.inv(system.cell.array))[:, :, self.axis], masses)
+        z, rho, rho_err, w, blocks = self._profile(frac, masses, system.get_volume(), height)
         result.update({
-            "profile": {"z_A": z, "density_g_cm3": rho},
+            "profile": {"z_A": z, "density_g_cm3": rho, "density_g_cm3_err": rho_err},
             "width_A": w["width_A"],
             "widths_A": {k: v["width_A"] for k, v in w["sides"].items()},
             "interfaces_z_A": {k: v["z50_A"] for k, v in w["sides"].items()},
             "bulk_density_g_cm3": w["bulk_density"],
             "low_density_g_cm3": w["low_density"],
         })
+        for key, field in (("width_A", "width_A"), ("bulk_density_g_cm3", "bulk_density")):
+            vals = [b[field] for b in blocks if b[field] is not None]
+            result[f"{key}_err"] = float(np.std(vals, ddof=1) / np.sqrt(len(vals))) if len(vals) >= 2 else None
+        mask, label = species_mask(system, self.diffusion_species)
+        z0 = (frac[0] - 0.5) * height
+        layer = np.zeros(len(system), bool)
+        for zi in (v for v in result["interfaces_z_A"].values() if v is not None):
+            layer |= np.abs(z0 - zi) <= self.layer_width / 2
+        layer &= mask
         lateral = [i for i in range(3) if i != self.axis]
         rel = remove_com(pos, masses)
-        z0 = (frac[0] - 0.5) * height
-        z50 = [v for v in result["interfaces_z_A"].values() if v is not None]
-        layer = np.zeros(len(system), bool)
-        for zi in z50:
-            layer |= np.abs(z0 - zi) <= self.layer_width / 2
         lag, msd = msd_curve(times, rel[:, layer], dims=lateral)
-        lag_all, msd_all = msd_curve(times, rel, dims=lateral)
         result["layer_atoms"] = int(layer.sum())
-        result["lateral_msd"] = {"lag_fs": lag, "msd_A2": msd}
-        result["lateral_diffusion_A2_per_ps"] = diffusion_coefficient(lag, msd, 2)
-        result["lateral_diffusion_all_A2_per_ps"] = diffusion_coefficient(lag_all, msd_all, 2)
-        if out is not None:
-            from optbench.properties.plots import plot_curves
-
-            plot_curves(z, {"density": rho}, "z from slab centre (Å)", "density (g/cm$^3$)", Path(out) / "density_profile.png")
+        result["lateral_msd"] = {"lag_fs": lag, "msd_A2": msd, "atoms": f"{label} within {self.layer_width / 2:g} Å of an interface"}
+        fit = (self.diffusion_min_lag_fs, self.diffusion_window_fs)
+        result.update(diffusion_result(times, rel[:, layer], lateral, *fit, "lateral_diffusion", f"{label} (interfacial layer)"))
+        result.update(diffusion_result(times, rel[:, mask], lateral, *fit, "lateral_diffusion_all", label))
         return result
+
+    def _profile(self, frac: np.ndarray, masses: np.ndarray, volume: float, height: float):
+        """Smoothed mass-density profile (g/cm^3) on z (Å), its block error per bin, the widths of the
+        mean profile and those of each block's profile."""
+        n_bins = max(8, int(round(height / self.bin_width)))
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        hists = np.array([np.histogram(f, bins=edges, weights=masses)[0] for f in frac])
+        scale = AMU_PER_A3_TO_G_PER_CM3 / (volume / n_bins)
+        sigma = self.smoothing / (height / n_bins)
+        z = (0.5 * (edges[:-1] + edges[1:]) - 0.5) * height
+        rho = gaussian_filter1d(hists.mean(axis=0) * scale, sigma, mode="wrap")
+        chunks = np.array_split(hists, self.n_blocks) if len(hists) >= 2 * self.n_blocks else []
+        block_rho = [gaussian_filter1d(c.mean(axis=0) * scale, sigma, mode="wrap") for c in chunks]
+        blocks = [interface_widths(z, b) for b in block_rho]
+        blocks = [{"width_A": b["width_A"], "bulk_density": b["bulk_density"]} for b in blocks]
+        err = np.std(block_rho, axis=0, ddof=1) / np.sqrt(len(block_rho)) if block_rho else None
+        return z, rho, err, interface_widths(z, rho), blocks
+
+    @staticmethod
+    def write_files(result: dict, out: str | Path) -> None:
+        """density_profile.png under `out`."""
+        from optbench.properties.plots import plot_curves
+
+        if result.get("profile"):
+            plot_curves(result["profile"]["z_A"], {"density": np.asarray(result["profile"]["density_g_cm3"])},
+                        "z from slab centre (Å)", "density (g/cm$^3$)", Path(out) / "density_profile.png")
 
     @staticmethod
     def compare(result: dict, reference: dict) -> dict[str, Any]:
-        """Profile L1 difference (relative to the reference's integral), width and diffusion errors."""
-        out: dict[str, Any] = scalar_errors(result, reference, ["width_A", "bulk_density_g_cm3", "lateral_diffusion_A2_per_ps"])
+        """Profile L1 difference (relative to the reference's integral); width, bulk density, lateral
+        diffusion and temperature errors with their combined statistical error and "resolved"."""
+        out: dict[str, Any] = compare_observables(result, reference, OBSERVABLES)
         pa, pb = result.get("profile"), reference.get("profile")
         if pa and pb:
             z = np.asarray(pa["z_A"], float)

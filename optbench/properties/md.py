@@ -1,4 +1,6 @@
-"""Molecular dynamics observables: RDF, density, MSD and diffusion, NVE drift, stability."""
+"""Molecular dynamics observables of a periodic liquid (or solid): temperature after equilibration,
+O-O and all-pair RDF, diffusion, density from an NPT run, NVE drift, stability; each with a
+block-average statistical error, or null with the reason."""
 
 from __future__ import annotations
 
@@ -13,14 +15,21 @@ from ase.geometry.rdf import get_rdf
 from optbench.errors import InputError
 from optbench.properties.base import Property, is_periodic_3d, scalar_errors
 from optbench.properties.dynamics import (
+    Equilibration,
+    Phase,
     StabilityLimits,
-    diffusion_coefficient,
+    Trajectory,
+    block_average,
+    diffusion_fit,
     msd_curve,
     remove_com,
     run_md,
 )
 
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
+# scalar observables that carry "<key>_err" (1 sigma) and are compared with the reference
+OBSERVABLES = ("temperature_mean_K", "rdf_OO_first_peak_A", "rdf_OO_first_peak_height", "diffusion_A2_per_ps",
+               "density_g_cm3")
 
 
 def density_g_cm3(atoms: Atoms) -> float | None:
@@ -38,26 +47,159 @@ def max_rdf_radius(atoms: Atoms) -> float:
     return 0.5 * min(widths) * 0.999
 
 
+def first_peak(r: np.ndarray, g: np.ndarray) -> tuple[float, float]:
+    """(position Å, height) of the highest maximum of g(r), refined by a parabola through the
+    highest bin and its neighbours."""
+    i = int(np.argmax(g))
+    if 0 < i < len(g) - 1:
+        y0, y1, y2 = g[i - 1], g[i], g[i + 1]
+        denom = y0 - 2 * y1 + y2
+        if denom < 0:
+            shift = 0.5 * (y0 - y2) / denom
+            return float(r[i] + shift * (r[1] - r[0])), float(y1 - 0.25 * (y0 - y2) * shift)
+    return float(r[i]), float(g[i])
+
+
+def _frames(system: Atoms, positions: np.ndarray) -> list[Atoms]:
+    frames = []
+    for p in positions:
+        frame = system.copy()
+        frame.positions = p
+        frame.wrap()
+        frames.append(frame)
+    return frames
+
+
+def oo_rdf(system: Atoms, positions: np.ndarray, rmax: float, nbins: int, n_blocks: int) -> dict[str, Any]:
+    """Intermolecular O-O g(r) averaged over frames, with block errors per bin and of its first peak."""
+    n_o = int((system.numbers == 8).sum())
+    if n_o < 2:
+        return {"rdf_OO": None, "rdf_OO_reason": f"{n_o} O atom(s): no O-O pairs"}
+    gs, r = [], None
+    for frame in _frames(system, positions):
+        g, r = get_rdf(frame, rmax, nbins, elements=(8, 8))
+        gs.append(g)
+    gs = np.array(gs)
+    blocks = [b.mean(axis=0) for b in np.array_split(gs, n_blocks)] if len(gs) >= 2 * n_blocks else []
+    peaks = np.array([first_peak(r, b) for b in blocks]) if blocks else np.zeros((0, 2))
+    pos, height = first_peak(r, gs.mean(axis=0))
+    err = [float(peaks[:, k].std(ddof=1) / np.sqrt(len(peaks))) if len(peaks) else None for k in (0, 1)]
+    g_err = np.std(blocks, axis=0, ddof=1) / np.sqrt(len(blocks)) if blocks else None
+    return {"rdf_OO": {"r_A": r, "g": gs.mean(axis=0), "g_err": g_err}, "rdf_OO_reason": None,
+            "rdf_OO_first_peak_A": pos, "rdf_OO_first_peak_A_err": err[0],
+            "rdf_OO_first_peak_height": height, "rdf_OO_first_peak_height_err": err[1]}
+
+
+def production_mask(phases: np.ndarray) -> np.ndarray:
+    """Samples of the production NVT run, including the configuration it starts from."""
+    prod = phases == "nvt"
+    first = int(np.argmax(prod))
+    if prod.any() and first > 0:
+        prod[first - 1] = True
+    return prod
+
+
+def temperature_summary(temps, target_K: float, tolerance_K: float, n_blocks: int) -> dict[str, Any]:
+    """Mean production temperature with its block error, and a flag when it misses the target."""
+    mean, err = block_average(temps, n_blocks)
+    ok = mean is not None and abs(mean - target_K) <= tolerance_K
+    flag = None if ok else ("no production samples" if mean is None else
+                            f"mean {mean:.1f} K is {mean - target_K:+.1f} K from the {target_K:g} K target "
+                            f"(tolerance {tolerance_K:g} K)")
+    return {"temperature_mean_K": mean, "temperature_mean_K_err": err, "temperature_target_K": target_K,
+            "temperature_ok": ok, "temperature_flag": flag}
+
+
+def npt_density(traj: Trajectory, system: Atoms, discard_fs: float, n_blocks: int) -> dict[str, Any]:
+    """Mass density (g/cm^3) averaged over the NPT samples after `discard_fs` of volume relaxation."""
+    times, phases = np.array(traj.times_fs), np.array(traj.phases)
+    npt = np.where(phases == "npt")[0]
+    if not is_periodic_3d(system):
+        return {"density_g_cm3": None, "density_g_cm3_err": None, "density_g_cm3_reason": "not periodic in 3D"}
+    if len(npt) == 0:
+        return {"density_g_cm3": None, "density_g_cm3_err": None,
+                "density_g_cm3_reason": "no NPT run (npt_steps = 0): the density of an NVT box is its input"}
+    keep = npt[times[npt] - times[npt[0]] >= discard_fs]
+    mass = system.get_masses().sum() * AMU_PER_A3_TO_G_PER_CM3
+    rho = [mass / traj.volume_A3[i] for i in keep]
+    mean, err = block_average(rho, n_blocks)
+    return {"density_g_cm3": mean, "density_g_cm3_err": err,
+            "density_g_cm3_reason": None if mean is not None else "NPT run shorter than its discarded start",
+            "npt_averaged_fs": float(times[keep[-1]] - times[keep[0]]) if len(keep) else 0.0}
+
+
+def species_mask(system: Atoms, species: str | None) -> tuple[np.ndarray, str]:
+    """Atoms whose diffusion is measured: those of `species` (e.g. "O": water molecules), else all."""
+    mask = np.array([s == species for s in system.get_chemical_symbols()]) if species else np.zeros(len(system), bool)
+    return (mask, species) if mask.any() else (np.ones(len(system), bool), "all atoms")
+
+
+def diffusion_result(times: np.ndarray, rel: np.ndarray, dims, min_lag_fs: float, window_fs: float,
+                     prefix: str, atoms_label: str) -> dict[str, Any]:
+    """`prefix`_A2_per_ps, its _err and _reason, and the fit record, from COM-free positions `rel`."""
+    fit = diffusion_fit(times, rel, dims, min_lag_fs=min_lag_fs, window_fs=window_fs) if len(times) > 1 else {
+        "D_A2_per_ps": None, "err_A2_per_ps": None, "reason": "no production samples", "fit_lags_fs": None,
+        "msd_exponent": None}
+    key = f"{prefix}_A2_per_ps"
+    return {key: fit["D_A2_per_ps"], f"{key}_err": fit["err_A2_per_ps"], f"{key}_reason": fit["reason"],
+            f"{prefix}_fit": {"lag_fs": fit["fit_lags_fs"], "msd_exponent": fit["msd_exponent"], "atoms": atoms_label,
+                              "n_atoms": int(rel.shape[1])}}
+
+
+def compare_observables(result: dict, reference: dict, keys) -> dict[str, Any]:
+    """scalar_errors of `keys`, each with the combined 1-sigma error of model and reference and
+    "resolved": |model - reference| > 2 x combined error (None when an error is missing)."""
+    out = scalar_errors(result, reference, keys)
+    for key, item in out.items():
+        ea, eb = result.get(f"{key}_err"), reference.get(f"{key}_err")
+        item["model_err"], item["reference_err"] = ea, eb
+        if isinstance(ea, (int, float)) and isinstance(eb, (int, float)):
+            item["err"] = float(np.hypot(ea, eb))
+            item["resolved"] = bool(item["abs"] > 2 * item["err"])
+        else:
+            item["err"], item["resolved"] = None, None
+    return out
+
+
 @dataclasses.dataclass
 class MD(Property):
-    """NVT (Langevin) then NVE (Velocity Verlet) run and its observables.
+    """Equilibrate (Langevin NVT until the temperature is stable), produce (weak-friction Langevin NVT:
+    temperature, RDFs, diffusion), then NVE (energy drift) and NPT (density).
 
-    Result: "stable", "verdict" (stable|explosion|atoms_too_close|broken_bonds), "failure" (reason
-    or None), "failed_at_step"; "rdf" ("r_A", "g") averaged
-    over the NVT production samples (3D-periodic only); "rdf_first_peak_A"; "density_g_cm3";
-    "msd" ("lag_fs", "msd_A2"); "diffusion_A2_per_ps" (and "diffusion_cm2_per_s"); "temperature_mean_K"
-    (NVT production); "nve_drift_meV_per_atom_per_ps" (linear fit of total energy per atom) and
-    "nve_fluctuation_meV_per_atom" (std); "thermo" ("time_fs", "temperature_K", "etotal_eV").
+    Result: "stable", "verdict" (stable|explosion|atoms_too_close|broken_bonds), "failure",
+    "failed_at_step", "steps_done"; "equilibration" (steps, block means, converged);
+    "temperature_mean_K" (production) with "temperature_mean_K_err", "temperature_ok" (within
+    `temperature_tolerance_K` of the target) and "temperature_flag"; "rdf" ("r_A", "g": all pairs,
+    intramolecular bonds included); "rdf_OO" (intermolecular O-O g(r) with "g_err"),
+    "rdf_OO_first_peak_A", "rdf_OO_first_peak_height"; "msd" ("lag_fs", "msd_A2" of the
+    `diffusion_species` atoms); "diffusion_A2_per_ps" (and "diffusion_cm2_per_s") from the MSD over lags
+    [`diffusion_min_lag_fs`, + `diffusion_window_fs`], None with "diffusion_A2_per_ps_reason" when the
+    run is shorter than twice the largest lag or the MSD is not diffusive there; "density_g_cm3" from
+    the NPT run only (None with reason when npt_steps = 0); "nve_drift_meV_per_atom_per_ps",
+    "nve_fluctuation_meV_per_atom"; "thermo" ("time_fs", "temperature_K", "etotal_eV", "phase").
+    Every `<key>_err` is one standard error from `n_blocks` block averages (diffusion: atoms as blocks).
     """
 
     name = "md"
     temperature_K: float = 300.0
     timestep_fs: float = 1.0
-    friction_per_fs: float = 0.02
-    nvt_steps: int = 200
-    equilibration_steps: int = 50  # NVT steps discarded before sampling observables
+    friction_per_fs: float = 0.02  # Langevin friction during equilibration (1/fs)
+    production_friction_per_fs: float = 0.001  # weak coupling during production: barely slows diffusion
+    equilibration_steps: int = 1000  # at most; ends once stable
+    equilibration_block_steps: int = 100
+    equilibration_tolerance_K: float = 15.0
+    nvt_steps: int = 200  # production
     nve_steps: int = 100
+    npt_steps: int = 0
+    npt_discard_steps: int = 200  # volume relaxation at the start of the NPT run, not averaged
+    pressure_bar: float = 1.0
+    barostat_tau_fs: float = 500.0
     sample_every: int = 5
+    n_blocks: int = 5
+    temperature_tolerance_K: float = 10.0
+    diffusion_species: str | None = "O"
+    diffusion_min_lag_fs: float = 250.0
+    diffusion_window_fs: float = 1000.0
     seed: int = 0
     repeat: tuple[int, int, int] = (1, 1, 1)
     rdf_rmax: float = 6.0  # Å; capped at half the smallest cell width
@@ -73,89 +215,105 @@ class MD(Property):
         return StabilityLimits(self.max_temperature_factor, self.max_force, self.min_distance_factor,
                                self.bond_break_factor, self.max_broken_fraction)
 
+    def phases(self) -> list[Phase]:
+        plan = [Phase("equil", self.equilibration_steps), Phase("nvt", self.nvt_steps, self.production_friction_per_fs),
+                Phase("nve", self.nve_steps), Phase("npt", self.npt_steps, self.production_friction_per_fs)]
+        return [p for p in plan if p.steps > 0]
+
     def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
-        if self.sample_every < 1 or self.nvt_steps < 0 or self.nve_steps < 0:
+        if self.sample_every < 1 or min(self.nvt_steps, self.nve_steps, self.npt_steps, self.equilibration_steps) < 0:
             raise InputError("sample_every must be >= 1 and step counts >= 0", field="md settings")
         system = atoms.repeat(tuple(self.repeat)) if atoms.pbc.all() else atoms.copy()
-        phases = [(p, s) for p, s in (("nvt", self.nvt_steps), ("nve", self.nve_steps)) if s > 0]
-        traj = run_md(system, calculator, phases, temperature_K=self.temperature_K, timestep_fs=self.timestep_fs,
-                      friction_per_fs=self.friction_per_fs, seed=self.seed, sample_every=self.sample_every,
-                      limits=self.limits(), progress=self.progress, desc="md")
-        n = len(system)
-        times = np.array(traj.times_fs)
-        etot = np.array(traj.potential_eV) + np.array(traj.kinetic_eV)
-        result: dict[str, Any] = {
-            "settings": self.settings(),
-            "stable": traj.verdict["stable"],
-            "verdict": traj.verdict["verdict"],
-            "failure": traj.verdict["reason"],
-            "failed_at_step": traj.verdict["step"],
-            "steps_done": traj.steps_done,
-            "n_atoms": n,
-            "density_g_cm3": density_g_cm3(system),
-            "thermo": {"time_fs": times, "temperature_K": traj.temperature_K, "etotal_eV": etot},
-        }
-        phases_arr = np.array(traj.phases)
-        prod = (phases_arr == "nvt") & (times >= self.equilibration_steps * self.timestep_fs)
-        t_prod = times[prod]
-        pos_prod = np.array(traj.positions)[prod] if prod.any() else np.zeros((0, n, 3))
-        result["temperature_mean_K"] = float(np.mean(np.array(traj.temperature_K)[prod])) if prod.any() else None
-
-        result["rdf"], result["rdf_first_peak_A"] = None, None
-        if system.pbc.all() and len(pos_prod):
-            rmax = min(self.rdf_rmax, max_rdf_radius(system))
-            frames = []
-            for p in pos_prod:
-                frame = system.copy()
-                frame.positions = p
-                frame.wrap()
-                frames.append(frame)
-            g, r = get_rdf(frames, rmax, self.rdf_nbins)
-            result["rdf"] = {"r_A": r, "g": g}
-            result["rdf_first_peak_A"] = float(r[int(np.argmax(g))])
-
-        lag, msd = msd_curve(t_prod, remove_com(pos_prod, system.get_masses()))
-        D = diffusion_coefficient(lag, msd, 3)
-        result["msd"] = {"lag_fs": lag, "msd_A2": msd}
-        result["diffusion_A2_per_ps"] = D
-        result["diffusion_cm2_per_s"] = None if D is None else D * 1e-4
-
-        nve = phases_arr == "nve"
-        if traj.verdict["stable"] and nve.sum() >= 3:
-            t_ps = times[nve] / 1000.0
-            e = etot[nve] / n * 1000.0  # meV/atom
-            result["nve_drift_meV_per_atom_per_ps"] = float(np.polyfit(t_ps - t_ps[0], e, 1)[0])
-            result["nve_fluctuation_meV_per_atom"] = float(np.std(e))
-            result["nve_max_deviation_meV_per_atom"] = float(np.abs(e - e[0]).max())
-        else:
-            result["nve_drift_meV_per_atom_per_ps"] = None
-            result["nve_fluctuation_meV_per_atom"] = None
-            result["nve_max_deviation_meV_per_atom"] = None
+        result = self.analyse(self.run(system, calculator), system)
         if out is not None:
             self.write_files(result, out)
         return result
 
+    def run(self, system: Atoms, calculator, on_sample=None) -> Trajectory:
+        """The MD run itself (equil, production NVT, NVE, NPT) on the prepared `system`."""
+        criterion = Equilibration(self.equilibration_block_steps, self.equilibration_tolerance_K)
+        return run_md(system, calculator, self.phases(), temperature_K=self.temperature_K, timestep_fs=self.timestep_fs,
+                      friction_per_fs=self.friction_per_fs, seed=self.seed, sample_every=self.sample_every,
+                      limits=self.limits(), progress=self.progress, desc="md", equilibration=criterion,
+                      pressure_bar=self.pressure_bar, barostat_tau_fs=self.barostat_tau_fs, on_sample=on_sample)
+
+    def analyse(self, traj: Trajectory, system: Atoms) -> dict[str, Any]:
+        """Every observable of a finished run."""
+        n = len(system)
+        times = np.array(traj.times_fs)
+        phases = np.array(traj.phases)
+        etot = np.array(traj.potential_eV) + np.array(traj.kinetic_eV)
+        eq = traj.equilibration or {"steps": 0, "time_fs": 0.0, "converged": False, "block_means_K": [],
+                                    "criterion": "no equilibration phase"}
+        result: dict[str, Any] = {
+            "settings": self.settings(), "stable": traj.verdict["stable"], "verdict": traj.verdict["verdict"],
+            "failure": traj.verdict["reason"], "failed_at_step": traj.verdict["step"], "steps_done": traj.steps_done,
+            "n_atoms": n, "equilibration": eq, "equilibrated": bool(eq["converged"]),
+            "thermo": {"time_fs": times, "temperature_K": traj.temperature_K, "etotal_eV": etot, "phase": traj.phases},
+        }
+        prod = production_mask(phases)
+        t_prod = times[prod]
+        pos_prod = np.array(traj.positions)[prod] if prod.any() else np.zeros((0, n, 3))
+        result["production_fs"] = float(t_prod[-1] - t_prod[0]) if len(t_prod) > 1 else 0.0
+        result.update(temperature_summary(np.array(traj.temperature_K)[prod], self.temperature_K,
+                                          self.temperature_tolerance_K, self.n_blocks))
+        result["rdf"] = None
+        if system.pbc.all() and len(pos_prod):
+            rmax = min(self.rdf_rmax, max_rdf_radius(system))
+            g, r = get_rdf(_frames(system, pos_prod), rmax, self.rdf_nbins)
+            result["rdf"] = {"r_A": r, "g": g}
+            result.update(oo_rdf(system, pos_prod, rmax, self.rdf_nbins, self.n_blocks))
+        else:
+            result.update({"rdf_OO": None, "rdf_OO_reason": "not periodic in 3D" if len(pos_prod) else "no production samples"})
+
+        mask, label = species_mask(system, self.diffusion_species)
+        rel = remove_com(pos_prod, system.get_masses())[:, mask] if len(pos_prod) else np.zeros((0, int(mask.sum()), 3))
+        lag, msd = msd_curve(t_prod, rel)
+        result["msd"] = {"lag_fs": lag, "msd_A2": msd, "atoms": label}
+        result.update(diffusion_result(t_prod, rel, (0, 1, 2), self.diffusion_min_lag_fs, self.diffusion_window_fs,
+                                       "diffusion", label))
+        D = result["diffusion_A2_per_ps"]
+        result["diffusion_cm2_per_s"] = None if D is None else D * 1e-4
+        result.update(npt_density(traj, system, self.npt_discard_steps * self.timestep_fs, self.n_blocks))
+        result.update(self._nve(traj, times, phases, etot, n))
+        return result
+
+    @staticmethod
+    def _nve(traj: Trajectory, times, phases, etot, n) -> dict[str, Any]:
+        nve = phases == "nve"
+        if not traj.verdict["stable"] or nve.sum() < 3:
+            return {"nve_drift_meV_per_atom_per_ps": None, "nve_fluctuation_meV_per_atom": None,
+                    "nve_max_deviation_meV_per_atom": None}
+        t_ps = times[nve] / 1000.0
+        e = etot[nve] / n * 1000.0  # meV/atom
+        return {"nve_drift_meV_per_atom_per_ps": float(np.polyfit(t_ps - t_ps[0], e, 1)[0]),
+                "nve_fluctuation_meV_per_atom": float(np.std(e)),
+                "nve_max_deviation_meV_per_atom": float(np.abs(e - e[0]).max())}
+
     @staticmethod
     def write_files(result: dict, out: str | Path) -> None:
-        """rdf.png and msd.png under `out`."""
+        """rdf.png (all pairs and O-O) and msd.png under `out`."""
         from optbench.properties.plots import plot_curves
 
         if result.get("rdf"):
-            plot_curves(result["rdf"]["r_A"], {"g(r)": np.asarray(result["rdf"]["g"])}, "r (Å)", "g(r)", Path(out) / "rdf.png")
+            curves = {"g(r), all pairs": np.asarray(result["rdf"]["g"])}
+            if result.get("rdf_OO"):
+                curves["g_OO(r)"] = np.asarray(result["rdf_OO"]["g"])
+            plot_curves(result["rdf"]["r_A"], curves, "r (Å)", "g(r)", Path(out) / "rdf.png")
         if len(result["msd"]["lag_fs"]):
             plot_curves(result["msd"]["lag_fs"], {"MSD": np.asarray(result["msd"]["msd_A2"])}, "lag (fs)", "MSD (Å$^2$)", Path(out) / "msd.png")
 
     @staticmethod
     def compare(result: dict, reference: dict) -> dict[str, Any]:
-        """RDF difference (mean |g - g_ref| on the common r grid), density, diffusion and peak errors."""
-        out: dict[str, Any] = scalar_errors(result, reference, ["density_g_cm3", "diffusion_A2_per_ps", "rdf_first_peak_A", "temperature_mean_K"])
-        ra, rb = result.get("rdf"), reference.get("rdf")
+        """Errors of the scalar observables with their combined statistical error and whether the
+        difference is resolved (> 2 sigma); O-O RDF difference (mean |g - g_ref| on the common r grid)."""
+        out: dict[str, Any] = compare_observables(result, reference, OBSERVABLES)
+        ra, rb = result.get("rdf_OO"), reference.get("rdf_OO")
         if ra and rb:
             r = np.asarray(ra["r_A"], float)
-            rmax = min(r.max(), float(np.max(rb["r_A"])))
-            mask = r <= rmax
+            mask = r <= min(r.max(), float(np.max(rb["r_A"])))
             g_ref = np.interp(r[mask], np.asarray(rb["r_A"], float), np.asarray(rb["g"], float))
-            out["rdf_mean_abs_diff"] = float(np.abs(np.asarray(ra["g"], float)[mask] - g_ref).mean())
+            out["rdf_OO_mean_abs_diff"] = float(np.abs(np.asarray(ra["g"], float)[mask] - g_ref).mean())
         out["stable_model"] = bool(result.get("stable"))
         out["stable_reference"] = bool(reference.get("stable"))
         return out

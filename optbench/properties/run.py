@@ -84,12 +84,13 @@ def reference_calculator(manifest: dict, dataset: str | Path):
 
 
 def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
-                 device: str = "cpu") -> dict[str, Any]:
+                 device: str = "cpu", settings: dict | None = None) -> dict[str, Any]:
     """Compute property `name` of `structure` with `model` ("reference", "chgnet", RUN_DIR, ...),
     write OUT/NAME.json (plus figures) with "error_vs_reference" (dict or None), and return it.
 
     Settings come from the dataset's reference entry when there is one, so model and reference
-    are computed identically; otherwise the property's defaults.
+    are computed identically; otherwise the property's defaults. `settings` replace single entries
+    (e.g. a shorter MD run a study can afford: its statistical errors grow, its nulls say why).
     """
     from optbench.properties import PROPERTIES, get_property
 
@@ -111,9 +112,9 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
         from optbench.backbones import load_calculator
 
         calculator = load_calculator(model, device)
-    settings = reference.get("settings") if isinstance(reference, dict) else None
+    base = reference.get("settings") if isinstance(reference, dict) else None
     try:
-        prop = get_property(name, settings)
+        prop = get_property(name, {**(base or {}), **(settings or {})})
     except (InputError, TypeError) as err:
         raise InputError(f"bad settings in the reference value ({err})", file=Path(dataset) / "manifest.json",
                          field=f"reference_properties.{entry}.{name}.settings") from None

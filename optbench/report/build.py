@@ -143,6 +143,27 @@ def recommendations(data: StudyData) -> list[str]:
     return out
 
 
+UNRESOLVED = ("n.r.: not resolved, the model-reference difference is within 2 sigma of their combined "
+              "block-average statistical error, so it is not ranked")
+
+
+def property_columns(rows: list[dict]) -> list[str]:
+    """Numeric property keys worth a column; statistical errors and flags are folded into the cells."""
+    skip = (".resolved", ".err", "_err")
+    return sorted({k for r in rows for k in r if k.startswith("property.") and isinstance(r[k], (int, float))
+                   and not isinstance(r[k], bool) and not k.endswith(skip)})
+
+
+def property_cell(row: dict, key: str) -> str:
+    """A property error as printed: 'n.r.' for a difference that the statistical errors do not resolve."""
+    value = row.get(key)
+    if value is None:
+        return "–"
+    if key.endswith((".abs", ".rel")) and row.get(key.rsplit(".", 1)[0] + ".resolved") is False:
+        return "n.r."
+    return f"{value:.3g}"
+
+
 def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
     tables = []
     summary = data.summary()
@@ -175,10 +196,10 @@ def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
         fg = _forgetting_table(data, ds)
         if fg:
             tables.append(fg)
-        props = sorted({k for r in data.selected(ds) for k in r if k.startswith("property.") and isinstance(r[k], (int, float))})
+        props = property_columns(data.selected(ds))
         if props:
-            tables.append((f"{ds}: property errors vs reference", ["optimizer", "seed", *[p[9:] for p in props]],
-                           [[r["optimizer"], str(r["seed"]), *["–" if r.get(p) is None else f"{r[p]:.3g}" for p in props]]
+            tables.append((f"{ds}: property errors vs reference ({UNRESOLVED})", ["optimizer", "seed", *[human(p) for p in props]],
+                           [[r["optimizer"], str(r["seed"]), *[property_cell(r, p) for p in props]]
                             for r in data.selected(ds)]))
     return tables
 

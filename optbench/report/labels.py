@@ -16,8 +16,9 @@ METRICS = {
     "wall_time_s": ("wall time", "s"), "steps": ("steps", ""), "lr": ("learning rate", ""),
 }
 STAGES = {"zero_shot": "pretrained", "final": "fine-tuned", "refined": "+ L-BFGS"}
-PROPERTY_PARTS = {"model": "model", "reference": "reference", "error": "error", "abs_error": "|error|",
-                  "rel_error": "relative error"}
+PROPERTY_PARTS = {"model": "model", "reference": "reference", "error": "error", "abs": "|error|", "abs_error": "|error|",
+                  "rel": "relative error", "rel_error": "relative error"}
+RELATIVE = ("rel", "rel_error")
 
 
 def split_unit(name: str) -> tuple[str, str]:
@@ -34,7 +35,7 @@ def unit_of(key: str) -> str:
     if parts[-1] in METRICS:
         return METRICS[parts[-1]][1]
     if parts[-1] in PROPERTY_PARTS and len(parts) > 1:
-        return split_unit(parts[-2])[1]
+        return "" if parts[-1] in RELATIVE else split_unit(parts[-2])[1]
     return split_unit(parts[-1])[1]
 
 
@@ -57,7 +58,7 @@ def human(key: str) -> str:
         part = PROPERTY_PARTS.get(rest[-1]) if len(rest) > 1 else None
         quantity = rest[-2] if part else rest[-1]
         label, unit = split_unit(quantity)
-        label = label.replace("_", " ")
+        label, unit = label.replace("_", " "), "" if rest[-1] in RELATIVE else unit
         return _with_unit(f"{struct} {prop} {label}" + (f" {part}" if part else ""), unit)
     if len(parts) == 1 and key in METRICS:
         return _with_unit(*METRICS[key])

@@ -33,6 +33,9 @@ class DatasetSpec(BaseModel):
     regime: str | None = None
     keys: dict[str, str] = Field(default_factory=dict)
     properties: list[str] | Literal["auto"] = "auto"
+    # per property, settings that replace the reference's for the models (e.g. {"md": {"nvt_steps": 2000}}):
+    # a shorter run gives larger error bars, and observables it cannot afford come back null with the reason
+    property_settings: dict[str, dict] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:

@@ -126,7 +126,8 @@ def _property(name: str, model: str, ds: ResolvedDataset, struct: str, out: Path
 
     path = ds.folder / ds.manifest["structures"][struct]
     try:
-        return run_property(name, model=model, structure=str(path), dataset=str(ds.folder), out=str(out))
+        return run_property(name, model=model, structure=str(path), dataset=str(ds.folder), out=str(out),
+                            settings=ds.property_settings.get(name))
     except Exception as err:  # a failed property is recorded, the study goes on
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 

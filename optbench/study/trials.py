@@ -28,6 +28,7 @@ class ResolvedDataset:
     folder: Path | None = None
     manifest: dict = field(default_factory=dict)
     properties: list[str] | str = "auto"
+    property_settings: dict = field(default_factory=dict)
 
 
 def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
@@ -35,7 +36,7 @@ def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
     if spec.train is not None:
         tags = {n: spec.tags.get(n, tag_of(n)) for n in spec.tests}
         return ResolvedDataset(spec.name, spec.regime or "custom", spec.train, dict(spec.tests), tags, spec.valid,
-                               dict(spec.keys), properties=spec.properties)
+                               dict(spec.keys), properties=spec.properties, property_settings=dict(spec.property_settings))
     if spec.suite is not None:
         from optbench.data import suite_path
 
@@ -60,7 +61,7 @@ def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
         raise InputError("manifest has no split tagged 'train'", file=mpath, field="splits")
     keys = {**manifest.get("keys", {}), **spec.keys}
     return ResolvedDataset(spec.name, spec.regime or manifest.get("regime", spec.suite or "custom"), train, tests, tags,
-                           valid, keys, folder, manifest, spec.properties)
+                           valid, keys, folder, manifest, spec.properties, dict(spec.property_settings))
 
 
 @dataclass

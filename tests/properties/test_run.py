@@ -32,6 +32,10 @@ def test_cli_writes_json_and_compares_with_manifest_reference(tmp_path, capsys):
     err = res["error_vs_reference"]
     assert err["B0_GPa"]["abs"] == pytest.approx(0, abs=1e-6)  # same model, same settings: same numbers
     assert json.loads((out / "eos.json").read_text())["error_vs_reference"]["V0_per_atom_A3"]["abs"] < 1e-6
+    # a study may override single settings (e.g. a shorter MD run); the rest stay the reference's
+    short = run_property("eos", model="chgnet", structure=str(tmp_path / "si.xyz"), dataset=str(ds),
+                         out=str(tmp_path / "short"), settings={"n_points": 5})
+    assert short["settings"]["n_points"] == 5 and short["settings"]["volume_range"] == 0.04
 
 
 def _chgnet():
