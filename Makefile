@@ -4,7 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,reference,ray,sevennet,mace
 
-.PHONY: install demo test lint bench browser clean
+.PHONY: install demo test lint bench browser dft-libs clean
+
+# GPAW (the crystal reference) compiles against LibXC and BLAS; install them where they are missing.
+dft-libs:
+	@[ -f /usr/include/xc.h ] && ls /usr/lib/*/libblas.so >/dev/null 2>&1 || \
+	  { echo "installing libxc-dev and libopenblas-dev (LibXC and BLAS for GPAW, the crystal DFT reference)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxc-dev libopenblas-dev >/dev/null; }
 
 # torch build: TORCH=cpu (default) takes PyTorch's CPU wheel index when it answers, else pip's configured
 # sources (a local wheel folder, or PyPI, whose Linux x86_64 wheel is the CUDA build); TORCH=cuda takes PyPI's.
@@ -12,7 +18,7 @@ TORCH ?= cpu
 TORCH_VERSION := 2.13.0
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | dft-libs
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@# torch first, so that no dependency chooses its build
@@ -24,10 +30,14 @@ $(VENV)/.installed: pyproject.toml
 	  $(PY) -m pip install -q torch==$(TORCH_VERSION); \
 	fi
 	@$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda or 'none (CPU build)')"
+	# GPAW builds from source with g++; no wheel cache, so that a build made without LibXC is never reused
+	CC=g++ $(PY) -m pip install -q --no-cache-dir 'gpaw>=25.1' 'gpaw-data>=1.2'
+	$(PY) -c "from gpaw.xc.libxc import LibXC; LibXC('PBEsol')"   # fails loudly if GPAW lacks LibXC
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	# mace-torch declares e3nn==0.4.4 (breaks sevenn, and e3nn 0.4.4 fails on torch>=2.6); it runs on the
 	# e3nn the extras install, so it comes without its declared deps (the 'mace' extra holds the rest).
 	$(PY) -m pip install -q --no-deps "mace-torch==$$($(PY) -c 'from optbench.backbones import MACE_TORCH_VERSION as v; print(v)')"
+	$(PY) -m optbench.data.gpaw_ref Si Na Cl Al   # PBEsol PAW setups, generated offline (seconds each)
 	touch $@
 
 install: $(VENV)/.installed

@@ -34,15 +34,17 @@ def _write_frames(path: Path, frames) -> None:
     write_text(path, buf.getvalue())
 
 
-def _identity(regime: str, size: str, seed: int, reference: dict, params: dict) -> dict:
-    return {"regime": regime, "size": size, "seed": seed, "reference": reference, "params": params}
+def _identity(regime: str, size: str, seed: int, reference: dict | None, params: dict) -> dict:
+    """What must match to resume or reuse a folder (the reference's convergence record is an output)."""
+    ref = {k: v for k, v in (reference or {}).items() if k != "convergence"}
+    return {"regime": regime, "size": size, "seed": seed, "reference": ref, "params": params}
 
 
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("optbench", "ase", "tblite", "pyscf", "numpy"):
+    for pkg in ("optbench", "ase", "tblite", "pyscf", "gpaw", "numpy"):
         with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
     return out
@@ -93,6 +95,12 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
         structs = {name: read(out / rel, format="extxyz") for name, rel in state["structures"].items()}
         for atoms in structs.values():
             atoms.info.clear()
+        if reg.convergence_frames is not None and reference.get("code") == "gpaw" and "convergence" not in state:
+            from optbench.data.gpaw_ref import convergence_record
+
+            pairs = [(roundtrip(f), b) for f, b in reg.convergence_frames(structs, _rng(seed, len(reg.jobs) + 1), params)]
+            state["convergence"] = convergence_record(pairs, reference)
+            t0 = _save(progress_path, state, t0)
         for i, job in enumerate(reg.jobs, start=1):
             if job.name in state["jobs"] and all((out / state["splits"][s]["file"]).is_file() for s in state["jobs"][job.name]):
                 bar.update(1)
@@ -114,7 +122,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
         "size": size,
         "seed": int(seed),
         "description": reg.notes,
-        "reference": reference,
+        "reference": {**reference, **({"convergence": state["convergence"]} if "convergence" in state else {})},
         "keys": dict(KEYS),
         "units": {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3 (ASE sign: positive in tension)"},
         "train_split": "train",

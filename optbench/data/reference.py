@@ -25,13 +25,20 @@ PYSCF_DEFAULTS = {"xc": "PBE", "basis": "def2-SVP", "charge": 0, "spin": 0, "con
 
 
 def reference_block(method: str = "GFN2-xTB", **settings) -> dict:
-    """The full "reference" block for a method name, with every label-relevant setting."""
+    """The full "reference" block for a method name, with every label-relevant setting.
+    "gpaw" or "DFT-<xc>" is plane-wave DFT with GPAW (see optbench.data.gpaw_ref)."""
+    if method == "gpaw" or method.startswith("DFT-"):
+        from optbench.data.gpaw_ref import gpaw_block
+
+        xc = {"xc": method[4:]} if method.startswith("DFT-") else {}
+        return gpaw_block(**{**xc, **settings})
     if method in XTB_METHODS:
         block = {"method": method, "code": "tblite", **XTB_DEFAULTS}
     elif method.startswith("pyscf"):
         block = {"method": method, "code": "pyscf", **PYSCF_DEFAULTS}
     else:
-        raise InputError(f"unknown reference method '{method}' (use {', '.join(XTB_METHODS)} or pyscf)", field="reference.method")
+        raise InputError(f"unknown reference method '{method}' (use {', '.join(XTB_METHODS)}, gpaw or pyscf)",
+                         field="reference.method")
     unknown = set(settings) - set(block)
     if unknown:
         raise InputError(f"unknown settings {sorted(unknown)} for {method}", field="reference")
@@ -44,11 +51,25 @@ def make_calculator(reference: dict) -> Calculator:
     if not isinstance(reference, dict) or "method" not in reference:
         raise InputError("reference block must be a dict with a 'method'", field="reference.method")
     method = reference["method"]
+    if reference.get("code") == "gpaw":
+        return _gpaw(reference)
     if method in XTB_METHODS:
         return _tblite(reference)
     if str(method).startswith("pyscf"):
         return PySCFCalculator(**{k: reference[k] for k in PYSCF_DEFAULTS if k in reference})
     raise InputError(f"unknown reference method '{method}'", field="reference.method")
+
+
+def _gpaw(ref: dict) -> Calculator:
+    from optbench.data.gpaw_ref import GPAW_DEFAULTS, GPAWReference
+
+    try:
+        import gpaw  # noqa: F401
+    except ImportError:
+        raise InputError("gpaw is not installed: `make install` (or pip install 'optbench[reference]' with libxc-dev)",
+                         field="reference.code") from None
+    settings = {k: ref[k] for k in GPAW_DEFAULTS if k in ref}
+    return GPAWReference(settings)
 
 
 def _tblite(ref: dict) -> Calculator:

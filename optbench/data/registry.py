@@ -149,7 +149,7 @@ CONVERTERS = {"hartree_bohr": _hartree_bohr}
 
 BUILTIN_DESCRIPTIONS = {
     "molecular": "ethanol, malonaldehyde, butane; GFN2-xTB",
-    "crystal": "Si (diamond), NaCl (rocksalt, CsCl polymorph); GFN1-xTB",
+    "crystal": "Si (diamond), NaCl (rocksalt, CsCl polymorph), Al (fcc); plane-wave DFT PBEsol (GPAW)",
     "liquid": "16-molecule water box; GFN1-xTB",
     "interface": "water film with vacuum (liquid/vapour); GFN1-xTB",
 }

@@ -36,17 +36,33 @@ def build_molecule(name: str) -> Atoms:
     return atoms
 
 
+# experimental lattice constants (Å): Si, NaCl (room temperature), Al
+LATTICE = {"Si": ("diamond", 5.431), "NaCl": ("rocksalt", 5.640), "Al": ("fcc", 4.050)}
+# primitive fcc vectors (0,a/2,a/2), (a/2,0,a/2), (a/2,a/2,0) -> conventional cube
+FCC_TO_CUBIC = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])
+
+
 def build_crystal(name: str, repeat: int) -> Atoms:
     """Conventional cubic cell repeated `repeat` times along each axis (experimental lattice constants)."""
-    if name == "Si":
-        unit = bulk("Si", "diamond", a=5.431, cubic=True)
-    elif name == "NaCl":
-        unit = bulk("NaCl", "rocksalt", a=5.640, cubic=True)
+    if name in LATTICE:
+        unit = bulk(name, LATTICE[name][0], a=LATTICE[name][1], cubic=True)
     elif name == "NaCl_B2":  # CsCl-type polymorph at the rocksalt volume per formula unit
         unit = bulk("NaCl", "cesiumchloride", a=(5.640**3 / 4) ** (1 / 3))
     else:
         raise KeyError(name)
     return unit * (repeat, repeat, repeat)
+
+
+def build_primitive(name: str) -> Atoms:
+    """Primitive fcc-lattice cell (Si 2, NaCl 2, Al 1 atom) at the experimental lattice constant."""
+    return bulk(name, LATTICE[name][0], a=LATTICE[name][1])
+
+
+def primitive_to_cubic(prim: Atoms, repeat: int = 1) -> Atoms:
+    """The conventional cube (x `repeat`) of a primitive fcc-lattice cell built as in `build_primitive`."""
+    from ase.build import make_supercell
+
+    return make_supercell(prim, FCC_TO_CUBIC * repeat)
 
 
 def water_box(n_molecules: int, density: float, rng: np.random.Generator, vacuum: float = 0.0) -> Atoms:

@@ -11,7 +11,13 @@ from ase.neighborlist import natural_cutoffs
 
 from optbench.data import sampling as S
 from optbench.data.reference import reference_block
-from optbench.data.structures import build_crystal, build_molecule, water_box
+from optbench.data.structures import (
+    build_crystal,
+    build_molecule,
+    build_primitive,
+    primitive_to_cubic,
+    water_box,
+)
 
 SIZES = ("small", "full")
 ID_FRACTIONS = {"train": 0.6, "valid": 0.15, "test_id": 0.25}
@@ -35,6 +41,7 @@ class Regime:
     properties: Callable  # p -> {structure_name: {PropertyName: settings}}
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    convergence_frames: Callable | None = None  # (structures, rng, p) -> [(frame, base)]: DFT convergence record
 
 
 def split_id(frames: list[Atoms], rng: np.random.RandomState) -> dict:
@@ -131,21 +138,27 @@ MOLECULAR = Regime(
 
 
 # ------------------------------------------------------------------ crystal
-CRYSTALS = ("Si", "NaCl")
+CRYSTALS = ("Si", "NaCl", "Al")
 
 
 def _cry_build(ref, rng, p):
-    out = {c: S.relax(build_crystal(c, p["repeat"]), ref, cell=True, fmax=0.005) for c in CRYSTALS}
-    out["NaCl_B2"] = S.relax(build_crystal("NaCl_B2", p["repeat_b2"]), ref, cell=True, fmax=0.005)
+    """Relaxed primitive cells (the property structures) and the relaxed CsCl-type NaCl cell."""
+    out = {c: S.relax(build_primitive(c), ref, cell=True, fmax=0.005) for c in CRYSTALS}
+    out["NaCl_B2"] = S.relax(build_crystal("NaCl_B2", 1), ref, cell=True, fmax=0.005)
     return out
 
 
+def _cube(structs, name, p):
+    return primitive_to_cubic(structs[name], p["repeat"])
+
+
 def _cry_id(structs, ref, rng, p):
+    """Thermal-like samples: conventional cubes with Gaussian displacements and random strains."""
     frames = []
     for name in CRYSTALS:
-        md = S.langevin(structs[name], ref, temperature_K=300, timestep_fs=p["timestep_fs"], n_equil=p["n_equil"],
-                        n_frames=p["frames_id"], interval=p["interval"], rng=rng, desc=f"MD {name} 300 K")
-        frames += _tag([S.strain(f, p["strain_id"], rng) for f in md], structure=name, config_type="md_300K_strained")
+        cube = _cube(structs, name, p)
+        frames += _tag([S.rattle(S.strain(cube, p["strain_id"], rng), p["rattle_id"], rng) for _ in range(p["frames_id"])],
+                       structure=name, config_type="rattled_strained")
     return split_id(frames, rng)
 
 
@@ -154,14 +167,15 @@ def _cry_strain(structs, ref, rng, p):
     for name in CRYSTALS:
         for _ in range(p["frames_ood"]):
             mag = rng.uniform(*p["strain_ood"])
-            frames += _tag([S.rattle(S.strain(structs[name], mag, rng), p["rattle"], rng)], structure=name, config_type="large_strain")
+            frames += _tag([S.rattle(S.strain(_cube(structs, name, p), mag, rng), p["rattle"], rng)], structure=name,
+                           config_type="large_strain")
     return {"ood_strain": ("OOD", frames)}
 
 
 def _cry_vacancy(structs, ref, rng, p):
     frames = []
     for name in CRYSTALS:
-        base = structs[name]
+        base = _cube(structs, name, p)
         for _ in range(p["frames_ood"]):
             a = base.copy()
             drop = [int(rng.randint(len(a)))]
@@ -174,24 +188,44 @@ def _cry_vacancy(structs, ref, rng, p):
 
 
 def _cry_polymorph(structs, ref, rng, p):
-    base = structs["NaCl_B2"]
-    frames = [S.rattle(S.strain(base, p["strain_id"], rng), p["rattle"], rng) for _ in range(p["frames_ood"])]
+    base = structs["NaCl_B2"] * ((p["repeat_b2"],) * 3)
+    frames = [S.rattle(S.strain(base, p["strain_id"], rng), p["rattle"], rng) for _ in range(p["frames_polymorph"])]
     return {"ood_polymorph": ("OOD", _tag(frames, structure="NaCl_B2", config_type="polymorph_CsCl"))}
 
 
+def _cry_convergence_frames(structs, rng, p):
+    """(frame, base) pairs of the convergence record: each crystal's relaxed primitive cell (Al doubled, so
+    that forces are not zero by symmetry) as base, strained by up to 1% and rattled by 0.05 Å as frame."""
+    pairs = []
+    for name in CRYSTALS:
+        base = structs[name] * (2, 1, 1) if len(structs[name]) == 1 else structs[name]
+        pairs += [(S.rattle(S.strain(base, p["strain_id"], rng), p["rattle_id"], rng), base)
+                  for _ in range(p["convergence_frames"])]
+    return pairs
+
+
+def _cry_properties(p):
+    """Reference properties of the primitive cells (phonons: 2x2x2 supercell of the primitive cell)."""
+    return {c: {"eos": {}, "elastic": {}, "phonons": {"supercell": p["phonon_supercell"]}} for c in CRYSTALS}
+
+
 CRYSTAL = Regime(
-    name="crystal", method="GFN1-xTB",
+    name="crystal", method="DFT-PBEsol",
     params={
-        "small": {"repeat": 1, "repeat_b2": 2, "timestep_fs": 2.0, "n_equil": 30, "interval": 5, "frames_id": 25,
-                  "strain_id": 0.01, "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 6},
-        "full": {"repeat": 2, "repeat_b2": 3, "timestep_fs": 2.0, "n_equil": 200, "interval": 10, "frames_id": 200,
-                 "strain_id": 0.01, "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 40},
+        "small": {"repeat": 1, "repeat_b2": 1, "frames_id": 11, "strain_id": 0.01, "rattle_id": 0.05,
+                  "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 2, "frames_polymorph": 5,
+                  "phonon_supercell": 2, "convergence_frames": 1},
+        "full": {"repeat": 2, "repeat_b2": 3, "frames_id": 200, "strain_id": 0.01, "rattle_id": 0.05,
+                 "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 40, "frames_polymorph": 40,
+                 "phonon_supercell": 3, "convergence_frames": 2},
     },
     build=_cry_build,
-    jobs=[Job("id_300K", _cry_id), Job("ood_strain", _cry_strain), Job("ood_vacancy", _cry_vacancy), Job("ood_polymorph", _cry_polymorph)],
-    properties=lambda p: {c: {"eos": {}, "elastic": {}, "phonons": {"supercell": 3}} for c in CRYSTALS},
-    notes="Si (diamond) and NaCl (rocksalt), Gamma-point periodic xTB; ID = 300 K MD with strains up to 1%; "
-          "OOD = 3-6% strains, vacancies (Schottky pair in NaCl), CsCl-type NaCl polymorph",
+    jobs=[Job("id", _cry_id), Job("ood_strain", _cry_strain), Job("ood_vacancy", _cry_vacancy), Job("ood_polymorph", _cry_polymorph)],
+    properties=_cry_properties,
+    convergence_frames=_cry_convergence_frames,
+    notes="Si (diamond), NaCl (rocksalt) and Al (fcc), plane-wave DFT (GPAW, PBEsol) with k-points; ID = conventional "
+          "cubes rattled by 0.05 Å with strains up to 1%; OOD = 3-6% strains, vacancies (Schottky pair in NaCl), "
+          "CsCl-type NaCl polymorph; properties on the relaxed primitive cells",
 )
 
 

@@ -1,0 +1,179 @@
+"""Plane-wave DFT reference with GPAW: PAW setups for the functional, k-point grids, convergence record."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes, kptdensity2monkhorstpack
+from ase.units import GPa
+
+from optbench.errors import InputError
+
+# Every setting that changes a label; written in full into each manifest.
+GPAW_DEFAULTS = {
+    "xc": "PBEsol",
+    "ecut_eV": 400.0,  # plane-wave cutoff (450 -> 550 eV changes Si labels by < 0.01 meV/atom, 0.1 meV/Å)
+    # Monkhorst-Pack grid: N_i = ceil(2 pi |b_i| * density), ASE's convention. Measured against 500 eV,
+    # 5.5 Å^-1: Si forces 17 meV/Å, stress 0.21 GPa; Al stress 0.67 GPa, so NOT yet within TOLERANCES.
+    "kpoint_density_per_A": 4.0,
+    "smearing": "fermi-dirac",
+    "smearing_width_eV": 0.05,  # the metal needs it
+    "scf_energy_eV_per_electron": 1e-7,
+    "scf_density": 1e-6,
+    "energy_label": "free_energy",  # force-consistent (Mermin) energy, so that forces are its gradient
+    "setups": "PAW generated with gpaw-setup for the functional (default generator parameters)",
+}
+# The denser setting the convergence record compares against.
+DENSER = {"ecut_eV": 500.0, "kpoint_density_per_A": 5.5}
+# Tolerances of the convergence record (per setting above vs DENSER).
+TOLERANCES = {"energy_meV_per_atom": 1.0, "forces_meV_per_A": 10.0, "stress_GPa": 0.2}
+
+
+def setups_dir() -> Path:
+    """Folder of the generated PAW setups: $OPTBENCH_GPAW_SETUPS or ~/.cache/optbench/gpaw-setups/<gpaw version>."""
+    env = os.environ.get("OPTBENCH_GPAW_SETUPS")
+    if env:
+        return Path(env)
+    import gpaw
+
+    return Path.home() / ".cache" / "optbench" / "gpaw-setups" / gpaw.__version__
+
+
+def ensure_setups(symbols, xc: str) -> Path:
+    """Generate (once, offline, seconds each) the `xc` PAW setups of `symbols`; returns their folder,
+    which is also put first on GPAW's setup path."""
+    from gpaw import setup_paths
+
+    folder = setups_dir()
+    missing = sorted({s for s in symbols if not (folder / f"{s}.{xc}").is_file()})
+    if missing:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".gen.", dir=folder))
+        try:
+            code = "import sys; from gpaw.atom.gpaw_setup import main; sys.argv[0] = 'gpaw-setup'; sys.exit(main())"
+            run = subprocess.run([sys.executable, "-c", code, "-f", xc, *missing], cwd=tmp, capture_output=True, text=True)
+            if run.returncode != 0:
+                raise RuntimeError(f"gpaw-setup -f {xc} {' '.join(missing)} failed: {run.stderr[-500:]}")
+            for s in missing:
+                os.replace(tmp / f"{s}.{xc}", folder / f"{s}.{xc}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if str(folder) not in map(str, setup_paths):
+        setup_paths.insert(0, str(folder))
+    return folder
+
+
+def kpoint_grid(atoms, density: float) -> list[int]:
+    """Monkhorst-Pack sizes for `density` k-points per Å^-1 (ASE's kptdensity convention, 2 pi included)."""
+    return [int(n) for n in kptdensity2monkhorstpack(atoms, kptdensity=density, even=False)]
+
+
+class GPAWReference(Calculator):
+    """GPAW in plane-wave mode for 3D-periodic cells: energy (eV, force-consistent), forces (eV/Å),
+    stress (eV/Å^3). Each geometry starts a fresh SCF (labels independent of history). The k-point
+    grid comes from the density on the first cell of each atom count this object sees, so a strain or
+    volume series (EOS, elastic) shares one grid instead of jumping between grids."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, settings: dict):
+        super().__init__()
+        self.settings = {**GPAW_DEFAULTS, **settings}
+        self._grids: dict[int, list[int]] = {}
+
+    def kpts(self, atoms) -> list[int]:
+        n = len(atoms)
+        if n not in self._grids:
+            self._grids[n] = kpoint_grid(atoms, float(self.settings["kpoint_density_per_A"]))
+        return self._grids[n]
+
+    def _gpaw(self, atoms):
+        from gpaw import GPAW, PW, FermiDirac
+
+        s = self.settings
+        ensure_setups(set(atoms.get_chemical_symbols()), s["xc"])
+        if s["smearing"] != "fermi-dirac":
+            raise InputError(f"unknown smearing '{s['smearing']}' (use fermi-dirac)", field="reference.smearing")
+        return GPAW(mode=PW(float(s["ecut_eV"])), xc=s["xc"], kpts={"size": self.kpts(atoms), "gamma": False},
+                    occupations=FermiDirac(float(s["smearing_width_eV"])), txt=None,
+                    convergence={"energy": float(s["scf_energy_eV_per_electron"]), "density": float(s["scf_density"])})
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if not (self.atoms.pbc.all() and self.atoms.cell.rank == 3):
+            raise InputError("the GPAW reference handles 3D-periodic cells only", field="pbc")
+        atoms = self.atoms.copy()
+        atoms.calc = self._gpaw(atoms)
+        free = float(atoms.get_potential_energy(force_consistent=True))
+        self.results = {"energy": free, "free_energy": free, "forces": atoms.get_forces(),
+                        "stress": atoms.get_stress(voigt=True)}
+
+
+def gpaw_block(**settings) -> dict:
+    """The full "reference" block of the GPAW method (code version included)."""
+    import gpaw
+
+    block = {"method": "DFT-PBEsol", "code": "gpaw", "code_version": gpaw.__version__, **GPAW_DEFAULTS}
+    unknown = set(settings) - set(block)
+    if unknown:
+        raise InputError(f"unknown settings {sorted(unknown)} for gpaw", field="reference")
+    block.update(settings)
+    block["method"] = f"DFT-{block['xc']}"
+    return block
+
+
+def _labels(atoms, settings):
+    a = atoms.copy()
+    a.calc = GPAWReference(settings)
+    return a.get_potential_energy() / len(a), a.get_forces(), a.get_stress(voigt=True)
+
+
+def label_differences(pairs, reference: dict, denser: dict) -> list[dict]:
+    """Per (frame, base) pair (base: the unperturbed cell of the same atoms), between `reference` and
+    `reference` updated with `denser`: the change of the frame's energy relative to its base
+    ("energy_meV_per_atom", what labels and properties use: energy differences), the change of the
+    absolute energy ("energy_shift_meV_per_atom", a per-element constant, reported not judged), the
+    largest force-component change (meV/Å) and the largest stress-component change (GPa, absolute)."""
+    out = []
+    for frame, base in pairs:
+        (e0, f0, s0), (e1, f1, s1) = (_labels(frame, r) for r in (reference, {**reference, **denser}))
+        b0, b1 = (_labels(base, r)[0] for r in (reference, {**reference, **denser}))
+        out.append({
+            "formula": frame.get_chemical_formula(), "n_atoms": len(frame),
+            "energy_meV_per_atom": abs((e1 - b1) - (e0 - b0)) * 1000,
+            "energy_shift_meV_per_atom": abs(e1 - e0) * 1000,
+            "forces_meV_per_A": float(np.abs(f1 - f0).max()) * 1000,
+            "stress_GPa": float(np.abs(s1 - s0).max() / GPa),
+        })
+    return out
+
+
+def convergence_record(pairs, reference: dict, denser: dict | None = None) -> dict:
+    """The manifest's convergence record for (frame, base) pairs: settings compared, tolerances,
+    per-frame and worst differences, and whether every one is within its tolerance."""
+    denser = dict(DENSER if denser is None else denser)
+    per_frame = label_differences(pairs, reference, denser)
+    worst = {k: max(f[k] for f in per_frame) for k in (*TOLERANCES, "energy_shift_meV_per_atom")}
+    return {
+        "denser_setting": denser, "tolerances": dict(TOLERANCES), "frames": per_frame, "max": worst,
+        "converged": all(worst[k] <= TOLERANCES[k] for k in TOLERANCES),
+        "note": "energy: change of E(frame) - E(unperturbed cell) per atom; forces: max component; stress: max "
+                "component (absolute); energy_shift: change of the absolute energy per atom (not judged)",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m optbench.data.gpaw_ref SYMBOL ...: generate the PBEsol PAW setups (used by `make install`)."""
+    symbols = argv if argv is not None else sys.argv[1:]
+    print(f"PAW setups ({GPAW_DEFAULTS['xc']}) in {ensure_setups(symbols, GPAW_DEFAULTS['xc'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
