@@ -1,0 +1,126 @@
+"""On-disk cache of featurized structures, keyed by content, shared by runs, evaluations and trials.
+
+A backbone's graphs depend only on the structures (atomic numbers, positions, cell, boundaries)
+and on the backbone's graph settings (cutoffs, modal/head, dtype, the graph code's version), never
+on its weights or on the labels. `featurize_frames` hashes exactly those (sha256) and keeps the
+graphs of a whole list of frames in one file, `<root>/graphs/<key[:2]>/<key>.pt`:
+
+- root is $OPTBENCH_CACHE, else ~/.cache/optbench; OPTBENCH_CACHE=off featurizes every time;
+- an entry is written to a temporary file in the same folder and renamed over its final name
+  (`os.replace`), so readers never see a partial file and concurrent writers of one key leave
+  one complete entry (the last rename wins; both wrote the same graphs);
+- an entry that cannot be read (a foreign or damaged file) is a miss, and is rewritten;
+- a backbone whose graph settings are unknown here (one registered by a user) is never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = 1  # bump when what an entry holds changes
+ENV = "OPTBENCH_CACHE"
+
+
+def cache_root() -> Path | None:
+    """Folder of optbench's caches ($OPTBENCH_CACHE, else ~/.cache/optbench); None when turned off."""
+    env = os.environ.get(ENV, "")
+    if env.lower() in ("off", "0", "none", "false"):
+        return None
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "optbench"
+
+
+def _version(module: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def graph_settings(backbone) -> dict | None:
+    """Everything besides the structures that a backbone's `featurize` depends on; None: unknown."""
+    name = getattr(backbone, "name", None)
+    if name == "chgnet":
+        conv = backbone.model.graph_converter
+        return {"backbone": name, "version": _version("chgnet"), "atom_cutoff": float(conv.atom_graph_cutoff),
+                "bond_cutoff": float(conv.bond_graph_cutoff), "algorithm": str(getattr(conv, "algorithm", "")),
+                "box_cutoff": float(backbone.cutoff)}
+    if name == "sevennet":
+        return {"backbone": name, "version": _version("sevenn"), "cutoff": float(backbone.cutoff),
+                "modal": backbone.modal}
+    if name == "mace":
+        return {"backbone": name, "version": _version("mace-torch"), "r_max": float(backbone.r_max),
+                "zs": [int(z) for z in backbone.z_table.zs], "heads": list(backbone.heads), "head": backbone.head,
+                "dtype": str(backbone.dtype)}
+    return None
+
+
+def content_key(frames: Sequence, settings: dict) -> str:
+    """sha256 (hex) of the structures of `frames`, in order, and of the graph `settings`."""
+    h = hashlib.sha256(json.dumps({"format": FORMAT, **settings}, sort_keys=True).encode())
+    for frame in frames:
+        atoms = getattr(frame, "atoms", frame)
+        h.update(np.int64(len(atoms)).tobytes())
+        for arr in (atoms.numbers.astype(np.int64), atoms.positions.astype(np.float64),
+                    np.asarray(atoms.cell, dtype=np.float64), atoms.pbc.astype(np.int8)):
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def entry_path(key: str, root: Path) -> Path:
+    return root / "graphs" / key[:2] / f"{key}.pt"
+
+
+def _load(path: Path, n: int, device) -> list | None:
+    """The graphs of an entry, or None when it is missing or not a complete entry of n graphs."""
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location=device, weights_only=False)
+    except Exception:  # a damaged or foreign file is a miss
+        return None
+    graphs = data.get("graphs") if isinstance(data, dict) else None
+    return graphs if isinstance(graphs, list) and len(graphs) == n else None
+
+
+def _store(path: Path, graphs: list) -> None:
+    """Write an entry atomically (temporary file in the same folder, then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"format": FORMAT, "graphs": graphs}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def featurize_frames(frames: Sequence, backbone) -> list:
+    """`backbone.featurize` of every frame, from the cache when an entry of the same content exists."""
+    root, settings = cache_root(), graph_settings(backbone)
+    if root is None or settings is None or not frames:
+        return [backbone.featurize(getattr(f, "atoms", f)) for f in frames]
+    path = entry_path(content_key(frames, settings), root)
+    graphs = _load(path, len(frames), backbone.device)
+    if graphs is not None:
+        return graphs
+    graphs = [backbone.featurize(getattr(f, "atoms", f)) for f in frames]
+    try:
+        _store(path, graphs)
+    except OSError as err:  # a read-only or full disk costs the cache, not the run
+        from optbench.provenance import log
+
+        log.warning(f"graph cache not written ({err}); featurizing again next time")
+    return graphs
