@@ -5,7 +5,8 @@ and on the backbone's graph settings (cutoffs, modal/head, dtype, the graph code
 on its weights or on the labels. `featurize_frames` hashes exactly those (sha256) and keeps the
 graphs of a whole list of frames in one file, `<root>/graphs/<key[:2]>/<key>.pt`:
 
-- root is $OPTBENCH_CACHE, else ~/.cache/optbench; OPTBENCH_CACHE=off featurizes every time;
+- root is $OPTBENCH_CACHE, else ~/.cache/optbench (a study uses STUDY_DIR/cache unless
+  $OPTBENCH_CACHE is set); OPTBENCH_CACHE=off featurizes every time;
 - an entry is written to a temporary file in the same folder and renamed over its final name
   (`os.replace`), so readers never see a partial file and concurrent writers of one key leave
   one complete entry (the last rename wins; both wrote the same graphs);
@@ -15,6 +16,7 @@ graphs of a whole list of frames in one file, `<root>/graphs/<key[:2]>/<key>.pt`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,6 +37,20 @@ def cache_root() -> Path | None:
     if env.lower() in ("off", "0", "none", "false"):
         return None
     return Path(env).expanduser() if env else Path.home() / ".cache" / "optbench"
+
+
+@contextlib.contextmanager
+def cache_in(folder: Path):
+    """Point the cache at `folder` for a block (a study's own cache; processes started in it inherit
+    it), unless the user set $OPTBENCH_CACHE."""
+    if ENV in os.environ:
+        yield
+        return
+    os.environ[ENV] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop(ENV, None)
 
 
 def _version(module: str) -> str:

@@ -144,3 +144,15 @@ def test_runs_featurize_once_and_report_phases(run_config, cache, counted, tmp_p
     assert set(phases) == {"read", "featurize", "evaluate", "train", "refine", "total"}
     assert all(v > 0 for v in phases.values())
     assert sum(v for k, v in phases.items() if k != "total") <= phases["total"]
+
+
+def test_a_study_points_the_cache_into_its_folder_unless_the_user_chose_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPTBENCH_CACHE")
+    with featcache.cache_in(tmp_path / "study" / "cache"):
+        assert featcache.cache_root() == tmp_path / "study" / "cache"
+    assert "OPTBENCH_CACHE" not in os.environ
+    monkeypatch.setenv("OPTBENCH_CACHE", str(tmp_path / "mine"))
+    with featcache.cache_in(tmp_path / "study" / "cache"):
+        assert featcache.cache_root() == tmp_path / "mine"
+    monkeypatch.setenv("OPTBENCH_CACHE", "off")
+    assert featcache.cache_root() is None
