@@ -17,6 +17,7 @@ graphs of a whole list of frames in one file, `<root>/graphs/<key[:2]>/<key>.pt`
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -92,29 +93,31 @@ def content_key(frames: Sequence, settings: dict) -> str:
     return h.hexdigest()
 
 
-def entry_path(key: str, root: Path) -> Path:
-    return root / "graphs" / key[:2] / f"{key}.pt"
+def entry_path(key: str, root: Path, kind: str = "graphs") -> Path:
+    return root / kind / key[:2] / f"{key}.pt"
 
 
-def _load(path: Path, n: int, device) -> list | None:
-    """The graphs of an entry, or None when it is missing or not a complete entry of n graphs."""
+def _load(path: Path, n: int, device, what: str = "graphs"):
+    """The `what` of an entry, or None when it is missing or not a complete entry of n structures."""
     if not path.is_file():
         return None
     try:
         data = torch.load(path, map_location=device, weights_only=False)
     except Exception:  # a damaged or foreign file is a miss
         return None
-    graphs = data.get("graphs") if isinstance(data, dict) else None
-    return graphs if isinstance(graphs, list) and len(graphs) == n else None
+    value = data.get(what) if isinstance(data, dict) else None
+    if what == "predictions":
+        return value if isinstance(value, dict) and len(value.get("energy", ())) == n else None
+    return value if isinstance(value, list) and len(value) == n else None
 
 
-def _store(path: Path, graphs: list) -> None:
+def _store(path: Path, value, what: str = "graphs") -> None:
     """Write an entry atomically (temporary file in the same folder, then os.replace)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, "graphs": graphs}, fh)
+            torch.save({"format": FORMAT, what: value}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -140,3 +143,49 @@ def featurize_frames(frames: Sequence, backbone) -> list:
 
         log.warning(f"graph cache not written ({err}); featurizing again next time")
     return graphs
+
+
+# ---------------------------------------------------------------- predictions of given weights
+_REMEMBER = contextvars.ContextVar("optbench_remember_predictions", default=False)
+
+
+@contextlib.contextmanager
+def remember_predictions():
+    """Within the block, `predict_set` reuses the predictions of the same weights on the same graphs
+    (a run's E0 pass and zero-shot evaluation, which every trial of a study on the same files
+    repeats with the same pretrained weights), stored under `<root>/predictions`."""
+    token = _REMEMBER.set(True)
+    try:
+        yield
+    finally:
+        _REMEMBER.reset(token)
+
+
+def weights_key(model: torch.nn.Module) -> str:
+    """sha256 (hex) of a model's state dict: names, dtypes, shapes and values."""
+    h = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        t = value.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def cached_predictions(backbone, fset, batch_size: int, compute) -> dict:
+    """compute(backbone, fset, batch_size), from the cache inside `remember_predictions()`.
+
+    The key holds the structures and graph settings, the weights, the batch size, whether stress
+    is predicted, the device and the thread count: everything the numbers depend on on CPU.
+    """
+    root, settings = cache_root(), graph_settings(backbone)
+    if not _REMEMBER.get() or root is None or settings is None or not len(fset):
+        return compute(backbone, fset, batch_size)
+    extra = {"weights": weights_key(backbone.model), "batch_size": batch_size, "stress": bool(fset.any_stress),
+             "device": str(backbone.device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    path = entry_path(content_key(fset.frames, {**settings, **extra}), root, "predictions")
+    pred = _load(path, len(fset), "cpu", "predictions")
+    if pred is None:
+        pred = compute(backbone, fset, batch_size)
+        with contextlib.suppress(OSError):  # the cache is an optimisation; the numbers are in hand
+            _store(path, pred, "predictions")
+    return pred

@@ -22,6 +22,7 @@ from optbench.data.io import Frame, LabelKeys, read_frames
 from optbench.e0 import apply_e0, check_e0, describe_e0, fit_reference_energies, split_isolated  # noqa: F401 (fit_reference_energies: old import path)
 from optbench.errors import InputError
 from optbench.evaluate import evaluate_sets, tag_of
+from optbench.featcache import remember_predictions
 from optbench.io import read_json, torch_save, write_json, write_yaml
 from optbench.loss import FeaturizedSet, compute_loss, loss_from_metrics
 from optbench.optim import build_optimizer, get_spec, set_mode
@@ -119,7 +120,7 @@ class FinetuneRun:
     """State of one fine-tuning run; `finetune()` is the entry point."""
 
     def __init__(self, config: FinetuneConfig, named_keys: set[str] | None = None):
-        self.phases = Phases()  # results.json's phases_s: read, featurize, evaluate, train, refine, total
+        self.phases = Phases()  # results.json's phases_s: read, featurize, setup, evaluate, train, refine, total
         self.config = config
         self.out = Path(config.out)
         self.spec = get_spec(config.optimizer)
@@ -144,6 +145,7 @@ class FinetuneRun:
     # -- set-up shared by fresh and resumed runs
     def _prepare(self) -> None:
         cfg = self.config
+        t0 = time.perf_counter()
         torch.manual_seed(cfg.seed)
         if self.valid_frames is not None:
             train, valid = self.train_frames, self.valid_frames
@@ -162,6 +164,8 @@ class FinetuneRun:
         for name, frames in self.test_frames.items():
             self.sets[name] = FeaturizedSet(frames, self.backbone, name)
             self.tags[name] = cfg.test_tags.get(name, tag_of(name))
+        t1 = time.perf_counter()
+        self.phases.add("featurize", t1 - t0)
         self.params = self.backbone.parameters()
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
         limits = [s for s in (cfg.max_steps, cfg.epochs and cfg.epochs * self.steps_per_epoch) if s is not None]
@@ -174,6 +178,7 @@ class FinetuneRun:
             )
         self.ema = EMA(self.params, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.best_state = None
+        self.phases.add("setup", time.perf_counter() - t1)  # optimizer (its first build imports torch._dynamo)
 
     def _train_graphs(self) -> dict[int, object]:
         """Graph of each training frame by id(frame), featurized (or read from the cache) as one file."""
@@ -368,8 +373,7 @@ class FinetuneRun:
         if done.exists() and read_json(done).get("config_hash") == cfg.hash():
             log.info(f"{done} holds this run, finished: nothing to do")
             return read_json(done)
-        with self.phases("featurize"):
-            self._prepare()
+        self._prepare()
         write_yaml(self.out / CONFIG, {**cfg.to_yaml_dict(), "inputs": self.folder.inputs})
         zs_path = self.out / ZERO_SHOT
         resumed = (self.out / CKPT_DIR / "last.pt").exists()
@@ -379,7 +383,8 @@ class FinetuneRun:
             self._log_start(state.step)
         else:
             self._log_start(None)
-            with self.phases("evaluate"):  # the E0 refit's prediction pass and the zero-shot evaluation
+            # the E0 refit's prediction pass and the zero-shot evaluation: the same in every run on these files
+            with self.phases("evaluate"), remember_predictions():
                 e0 = apply_e0(cfg.e0, self.backbone, self.train, self.isolated_frames, cfg.train, cfg.eval_batch_size)
                 log.info(describe_e0(e0))
                 zero = {"e0": e0, "metrics": self._evaluate()}
