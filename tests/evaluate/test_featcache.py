@@ -156,3 +156,23 @@ def test_a_study_points_the_cache_into_its_folder_unless_the_user_chose_one(tmp_
         assert featcache.cache_root() == tmp_path / "mine"
     monkeypatch.setenv("OPTBENCH_CACHE", "off")
     assert featcache.cache_root() is None
+
+
+def test_a_second_run_reuses_the_zero_shot_predictions_with_the_same_numbers(run_config, cache, tmp_path, monkeypatch):
+    """E0 pass and zero-shot evaluation (pretrained weights, same files) are computed once; the numbers
+    of the run that reuses them equal those of a run without any cache."""
+    import optbench.evaluate as ev
+    from optbench.train import finetune
+
+    calls = []
+    real = ev._predict_set
+    monkeypatch.setattr(ev, "_predict_set", lambda bb, fset, bs: calls.append(fset.name) or real(bb, fset, bs))
+    finetune(run_config)
+    first = list(calls)
+    cached = finetune({**run_config, "out": tmp_path / "again"})
+    reused = calls[len(first):]
+    zero_shot = 1 + len(cached["metrics"]["zero_shot"])  # the E0 pass and one evaluation per set
+    assert len(first) - len(reused) == zero_shot
+    with featcache_off():
+        fresh = finetune({**run_config, "out": tmp_path / "fresh"})
+    assert cached["metrics"] == fresh["metrics"] and cached["e0"] == fresh["e0"]
