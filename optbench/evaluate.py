@@ -36,7 +36,14 @@ def inference(backbone: Backbone):
 
 
 def predict_set(backbone: Backbone, fset: FeaturizedSet, batch_size: int = 16) -> dict[str, list[np.ndarray]]:
-    """Per-structure predictions: energy (eV), forces (eV/Å), stress (eV/Å^3) for every frame."""
+    """Per-structure predictions: energy (eV), forces (eV/Å), stress (eV/Å^3) for every frame
+    (inside `featcache.remember_predictions()`, those of the same weights on the same graphs are reused)."""
+    from optbench.featcache import cached_predictions
+
+    return cached_predictions(backbone, fset, batch_size, _predict_set)
+
+
+def _predict_set(backbone: Backbone, fset: FeaturizedSet, batch_size: int) -> dict[str, list[np.ndarray]]:
     out: dict[str, list] = {"energy": [], "forces": [], "stress": []}
     stress = fset.any_stress
     with inference(backbone):

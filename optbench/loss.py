@@ -50,12 +50,18 @@ class Batch:
 
 
 class FeaturizedSet:
-    """Frames featurized once by a backbone; batches are assembled from the cache."""
+    """Frames featurized once by a backbone; batches are assembled from the cache.
 
-    def __init__(self, frames: Sequence[Frame], backbone: Backbone, name: str = "data"):
+    `graphs` (one per frame, already featurized) skips featurization; otherwise they come from
+    the on-disk cache of `optbench.featcache`, computed there on a miss.
+    """
+
+    def __init__(self, frames: Sequence[Frame], backbone: Backbone, name: str = "data", graphs: list | None = None):
+        from optbench.featcache import featurize_frames
+
         self.frames = list(frames)
         self.name = name
-        self.graphs = [backbone.featurize(f.atoms) for f in self.frames]
+        self.graphs = featurize_frames(self.frames, backbone) if graphs is None else list(graphs)
         self._energy = torch.tensor([np.nan if f.energy is None else f.energy for f in self.frames], dtype=torch.float64)
         self._n_atoms = torch.tensor([f.n_atoms for f in self.frames])
         self._forces = [

@@ -55,10 +55,25 @@ def expected_neighbours(atoms, cutoff: float) -> float:
     return float(n - 1)
 
 
-def _overlap(atoms, path, i) -> None:
-    from ase.neighborlist import neighbor_list
+def _close_pairs(atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance Å) of the atom pairs closer than MIN_DISTANCE_A.
 
-    first, second, dist = neighbor_list("ijd", atoms, MIN_DISTANCE_A, self_interaction=False)
+    Open boundaries use a k-d tree on the positions: ASE's neighbour list bins the whole cell,
+    which for a molecule in a 50 Å box at a 0.3 Å cutoff costs ~0.2 s a structure.
+    """
+    if atoms.pbc.any():
+        from ase.neighborlist import neighbor_list
+
+        return neighbor_list("ijd", atoms, MIN_DISTANCE_A, self_interaction=False)
+    from scipy.spatial import cKDTree
+
+    pos = atoms.positions
+    pairs = cKDTree(pos).query_pairs(MIN_DISTANCE_A, output_type="ndarray").reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1], np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
+
+
+def _overlap(atoms, path, i) -> None:
+    first, second, dist = _close_pairs(atoms)
     if len(dist):
         k = int(np.argmin(dist))
         a, b = int(first[k]), int(second[k])

@@ -22,9 +22,11 @@ from optbench.data.io import Frame, LabelKeys, read_frames
 from optbench.e0 import apply_e0, check_e0, describe_e0, fit_reference_energies, split_isolated  # noqa: F401 (fit_reference_energies: old import path)
 from optbench.errors import InputError
 from optbench.evaluate import evaluate_sets, tag_of
+from optbench.featcache import remember_predictions
 from optbench.io import read_json, torch_save, write_json, write_yaml
 from optbench.loss import FeaturizedSet, compute_loss, loss_from_metrics
 from optbench.optim import build_optimizer, get_spec, set_mode
+from optbench.phases import Phases
 from optbench.provenance import log, log_run_start, provenance, run_log
 from optbench.rollback import Rollback
 from optbench.run_folder import RunFolder, check_inputs
@@ -118,6 +120,7 @@ class FinetuneRun:
     """State of one fine-tuning run; `finetune()` is the entry point."""
 
     def __init__(self, config: FinetuneConfig, named_keys: set[str] | None = None):
+        self.phases = Phases()  # results.json's phases_s: read, featurize, setup, evaluate, train, refine, total
         self.config = config
         self.out = Path(config.out)
         self.spec = get_spec(config.optimizer)
@@ -137,26 +140,32 @@ class FinetuneRun:
         if config.loss_weights.stress > 0 and any(f.stress is not None and not f.atoms.pbc.all() for f in self.train_frames):
             raise InputError("stress labels on a non-periodic structure", file=config.train, field=config.stress_key)
         self.folder = RunFolder(self.out, config)
+        self.phases.add("read", time.perf_counter() - self.phases.started)  # reading, checks, model load
 
     # -- set-up shared by fresh and resumed runs
     def _prepare(self) -> None:
         cfg = self.config
+        t0 = time.perf_counter()
         torch.manual_seed(cfg.seed)
         if self.valid_frames is not None:
             train, valid = self.train_frames, self.valid_frames
         else:
             train, valid = _split(self.train_frames, cfg.valid_fraction, cfg.seed)
-        self.train = FeaturizedSet(train, self.backbone, "train")
+        graphs = self._train_graphs()  # the whole training file once, whatever the split (featcache)
+        self.train = FeaturizedSet(train, self.backbone, "train", [graphs[id(f)] for f in train])
         self.sets = {"train": self.train}
         self.tags = {"train": "train"}
         if valid:
-            self.sets["valid"] = self.valid = FeaturizedSet(valid, self.backbone, "valid")
+            pre = [graphs[id(f)] for f in valid] if self.valid_frames is None else None
+            self.sets["valid"] = self.valid = FeaturizedSet(valid, self.backbone, "valid", pre)
             self.tags["valid"] = "valid"
         else:
             self.valid = None
         for name, frames in self.test_frames.items():
             self.sets[name] = FeaturizedSet(frames, self.backbone, name)
             self.tags[name] = cfg.test_tags.get(name, tag_of(name))
+        t1 = time.perf_counter()
+        self.phases.add("featurize", t1 - t0)
         self.params = self.backbone.parameters()
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
         limits = [s for s in (cfg.max_steps, cfg.epochs and cfg.epochs * self.steps_per_epoch) if s is not None]
@@ -169,6 +178,13 @@ class FinetuneRun:
             )
         self.ema = EMA(self.params, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.best_state = None
+        self.phases.add("setup", time.perf_counter() - t1)  # optimizer (its first build imports torch._dynamo)
+
+    def _train_graphs(self) -> dict[int, object]:
+        """Graph of each training frame by id(frame), featurized (or read from the cache) as one file."""
+        from optbench.featcache import featurize_frames
+
+        return dict(zip(map(id, self.train_frames), featurize_frames(self.train_frames, self.backbone), strict=True))
 
     def _evaluate(self, names=None) -> dict:
         names = list(self.sets) if names is None else names
@@ -367,16 +383,20 @@ class FinetuneRun:
             self._log_start(state.step)
         else:
             self._log_start(None)
-            e0 = apply_e0(cfg.e0, self.backbone, self.train, self.isolated_frames, cfg.train, cfg.eval_batch_size)
-            log.info(describe_e0(e0))
-            zero = {"e0": e0, "metrics": self._evaluate()}
+            # the E0 refit's prediction pass and the zero-shot evaluation: the same in every run on these files
+            with self.phases("evaluate"), remember_predictions():
+                e0 = apply_e0(cfg.e0, self.backbone, self.train, self.isolated_frames, cfg.train, cfg.eval_batch_size)
+                log.info(describe_e0(e0))
+                zero = {"e0": e0, "metrics": self._evaluate()}
             write_json(zs_path, zero)
             (self.out / METRICS).write_text("")
             self._ckpt("start", optimizer_state=False)
             state = TrainState()
-        state = self._train(state)
+        with self.phases("train"):  # the training loop with its validations and checkpoints
+            state = self._train(state)
         self._deliverable_weights()
-        metrics = {"zero_shot": zero["metrics"], "final": self._evaluate()}
+        with self.phases("evaluate"):
+            metrics = {"zero_shot": zero["metrics"], "final": self._evaluate()}
         self._ckpt("final", state)
         result = {
             "status": "diverged" if state.diverged else "completed",
@@ -394,12 +414,15 @@ class FinetuneRun:
             t0 = time.perf_counter()
             refine = self._refine()
             refine["wall_time_s"] = time.perf_counter() - t0
+            self.phases.add("refine", refine["wall_time_s"])
             result["refine"] = refine
             result["wall_time_s"] += refine["wall_time_s"]
-            metrics["refined"] = self._evaluate()
+            with self.phases("evaluate"):
+                metrics["refined"] = self._evaluate()
             self._ckpt("refined", state)
         result["metrics"] = metrics
         self.backbone.save(self.out / "model")
+        result["phases_s"] = self.phases.as_dict()
         write_json(done, result)
         log.info(f"{result['status']} after {state.step} steps, {result['wall_time_s']:.1f} s wall time -> {done}")
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,18 @@ torch.set_num_threads(1)
 
 
 ETHANOL_MINI = Path(__file__).parent / "fixtures" / "ethanol_revmd17_mini"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory):
+    """The tests' featurized graphs go to a session folder, never to ~/.cache (optbench.featcache)."""
+    old = os.environ.get("OPTBENCH_CACHE")
+    os.environ["OPTBENCH_CACHE"] = str(tmp_path_factory.mktemp("optbench-cache"))
+    yield Path(os.environ["OPTBENCH_CACHE"])
+    if old is None:
+        os.environ.pop("OPTBENCH_CACHE", None)
+    else:
+        os.environ["OPTBENCH_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

@@ -188,6 +188,15 @@ def _angle_update(layer, atom_feas, bond_feas, angle_feas, g: _Batch) -> Tensor:
     return new if layer.angle_norm is None else layer.angle_norm(new)
 
 
+def _keeps_statistics(layer: nn.Module) -> bool:
+    """Whether a forward of `layer` changes its state (batch norm statistics in train mode).
+
+    The last angle update of CHGNet feeds nothing (no bond layer follows it): its output never
+    reaches the energy, so `predict` skips it unless running it has this side effect.
+    """
+    return layer.training and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in layer.modules())
+
+
 def predict(model, graphs: Sequence, *, stress: bool = False, create_graph: bool = True) -> Prediction:
     """Energy (B,) eV, forces (N, 3) eV/Å and, with `stress`, stress (B, 3, 3) eV/Å^3 (ASE sign)."""
     g = _Batch(graphs, stress=stress)
@@ -207,12 +216,12 @@ def predict(model, graphs: Sequence, *, stress: bool = False, create_graph: bool
         bg = g.bond_graph
         angle_feas = model.angle_embedding(
             model.angle_basis_expansion(unit.index_select(0, bg[:, 2]), unit.index_select(0, bg[:, 4])))
-    for atom_layer, bond_layer, angle_layer in zip(model.atom_conv_layers[:-1], model.bond_conv_layers,
-                                                   model.angle_layers, strict=False):
+    blocks = list(zip(model.atom_conv_layers[:-1], model.bond_conv_layers, model.angle_layers, strict=False))
+    for k, (atom_layer, bond_layer, angle_layer) in enumerate(blocks):
         atom_feas = _atom_conv(atom_layer, atom_feas, bond_feas, weights_ag, g)
         if has_angles and bond_layer is not None:
             bond_feas = _bond_conv(bond_layer, atom_feas, bond_feas, weights_bg, angle_feas, g)
-            if angle_layer is not None:
+            if angle_layer is not None and (k < len(blocks) - 1 or _keeps_statistics(angle_layer)):
                 angle_feas = _angle_update(angle_layer, atom_feas, bond_feas, angle_feas, g)
     atom_feas = _atom_conv(model.atom_conv_layers[-1], atom_feas, bond_feas, weights_ag, g)
     if model.readout_norm is not None:

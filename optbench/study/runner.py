@@ -187,7 +187,9 @@ def run_study(study: StudyConfig, out: str | Path, executor: str = "local", work
     datasets = {d.name: resolve_dataset(d) for d in study.datasets}
     validate_study(study, datasets)
     inputs = fingerprint({k: v for d in datasets.values() for k, v in dataset_files(d).items()})
-    with claimed_folder(out, keep=(STUDY_JSON, "trials", LR_RANGE), field="out"):
+    from optbench.featcache import cache_in
+
+    with claimed_folder(out, keep=(STUDY_JSON, "trials", LR_RANGE), field="out"), cache_in(out / "cache"):
         remove_stale_temporaries(out)
         index = _run_locked(study, out, datasets, inputs, executor, workers, address, report)
     n_done = sum(r.get("status") == "completed" for r in index["results"])

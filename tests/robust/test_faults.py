@@ -27,7 +27,7 @@ STEPS = 8
 def _numbers(path: Path) -> dict:
     """What must reproduce exactly in a results.json (not timings)."""
     r = json.loads(Path(path).read_text())
-    return {k: v for k, v in r.items() if k not in ("wall_time_s", "refine", "provenance")}
+    return {k: v for k, v in r.items() if k not in ("wall_time_s", "phases_s", "refine", "provenance")}
 
 
 def _args(ws, out, train=None, *extra):

@@ -19,7 +19,7 @@ from optbench.train import finetune
 
 def _numbers(result: dict) -> dict:
     """Everything in results.json that must reproduce exactly (not timings)."""
-    return {k: v for k, v in result.items() if k not in ("wall_time_s", "refine", "provenance")} | {
+    return {k: v for k, v in result.items() if k not in ("wall_time_s", "phases_s", "refine", "provenance")} | {
         "refine_losses": (result.get("refine") or {}).get("losses")
     }
 

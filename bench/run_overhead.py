@@ -1,0 +1,67 @@
+"""End-to-end run: wall time of a whole `optbench finetune` process over its optimisation time.
+
+revMD17 ethanol (CHGNet, AdamW, lr 1e-3, batch 4): --n-train training frames (10% of them the
+validation split), the first --n-test frames of test_MD as the test set, --steps steps. The
+process runs twice with one graph cache: `cold` (an empty cache: it featurizes every file) and
+`warm` (what every later run on the same files pays, e.g. the other trials of a study).
+Optimisation time = `phases_s.train` of results.json (the training loop, with its validations
+and checkpoints). Prints the phases (s) of each run and wall / optimisation.
+Target (issue 17): wall / optimisation <= 1.5 (1.96 before).
+
+    python bench/run_overhead.py [--n-train 500] [--n-test 1000] [--steps 300] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import shared_data
+
+
+def run(work: Path, tag: str, train: Path, test: Path, steps: int, threads: int, env: dict) -> tuple[float, dict]:
+    """(wall seconds of the whole process, phases_s of its results.json)."""
+    out = work / f"run_{tag}"
+    cmd = [sys.executable, "-m", "optbench.cli", "finetune", "--model", "chgnet", "--train", str(train),
+           "--test", f"id={test}", "--optimizer", "adamw", "--lr", "1e-3", "--batch-size", "4",
+           "--max-steps", str(steps), "--seed", "0", "--threads", str(threads), "--out", str(out), "--restart"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    return wall, json.loads((out / "results.json").read_text())["phases_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data = shared_data() / "ethanol_revmd17"
+    ap.add_argument("--train", default=str(data / "train.xyz"))
+    ap.add_argument("--test", default=str(data / "test_MD.xyz"))
+    ap.add_argument("--n-train", type=int, default=500)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    from ase.io import read, write
+
+    work = Path(tempfile.mkdtemp(prefix="optbench-overhead-"))
+    train, test = work / "train.xyz", work / "test.xyz"
+    write(train, read(args.train, index=f":{args.n_train}"), format="extxyz")
+    write(test, read(args.test, index=f":{args.n_test}"), format="extxyz")
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPTBENCH_CACHE": str(work / "cache")}
+    print(f"finetune CHGNet, {args.n_train} training + {args.n_test} test frames, {args.steps} steps, "
+          f"{args.threads} thread(s), {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})")
+    for tag in ("cold", "warm"):
+        wall, phases = run(work, tag, train, test, args.steps, args.threads, env)
+        parts = "  ".join(f"{k} {v:.1f}" for k, v in phases.items())
+        print(f"{tag}: process {wall:.1f} s; phases_s: {parts}")
+        print(f"{tag}: wall / optimisation = {wall / phases['train']:.2f}  (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
