@@ -69,3 +69,14 @@ def run_config(ethanol_small, tmp_path):
         optimizer="adamw", lr=1e-3, batch_size=4, max_steps=6, seed=0,
         eval_every=3, checkpoint_every=2, out=tmp_path / "run",
     )
+
+
+@pytest.fixture
+def cli_console():
+    """The CLI adds a console handler to the 'optbench' logger; take it off after the test."""
+    from optbench.provenance import log
+
+    before = list(log.handlers)
+    yield
+    for handler in [h for h in log.handlers if h not in before]:
+        log.removeHandler(handler)

@@ -10,19 +10,12 @@ import yaml
 from ase.io import read, write
 
 from optbench.cli import main
-from optbench.provenance import log
 
 from .conftest import build_small_mace
 
 E0S = {1: -13.568422383046626, 6: -1025.2770951782686, 8: -2035.5709809589698}  # eV, isolated H, C, O
 
 
-@pytest.fixture
-def cli_console():
-    before = list(log.handlers)
-    yield
-    for handler in [h for h in log.handlers if h not in before]:
-        log.removeHandler(handler)
 
 
 def _relabel(src, dst):

@@ -7,21 +7,10 @@ import platform
 from importlib import metadata
 
 import ase
-import pytest
 import torch
 
 import optbench
 from optbench.cli import main
-from optbench.provenance import log
-
-
-@pytest.fixture
-def cli_console():
-    """The CLI adds a console handler to the 'optbench' logger; take it off after the test."""
-    before = list(log.handlers)
-    yield
-    for handler in [h for h in log.handlers if h not in before]:
-        log.removeHandler(handler)
 
 
 def test_results_record_provenance_and_the_log_holds_what_was_printed(ethanol_small, tmp_path, capsys, cli_console):
