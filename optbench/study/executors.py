@@ -50,7 +50,14 @@ def unpack_trial(blob: bytes, out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
-            tar.extractall(tmp, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.10.12
+                tar.extractall(tmp, filter="data")
+            else:  # older patch releases: refuse links and paths that leave the folder, then extract
+                bad = [m.name for m in tar.getmembers() if m.issym() or m.islnk() or Path(m.name).is_absolute()
+                       or ".." in Path(m.name).parts]
+                if bad:
+                    raise ValueError(f"unsafe entries in a shipped run folder: {bad[:3]}")
+                tar.extractall(tmp)
         config = tmp / "config.yaml"
         if config.is_file():  # the run was written in the worker's scratch folder: point its config here
             import yaml
