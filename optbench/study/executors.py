@@ -10,6 +10,10 @@ its device is CUDA, for `gpus_per_trial` GPUs, so that Ray makes the GPU visible
 
 from __future__ import annotations
 
+import io
+import shutil
+import tarfile
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -22,11 +26,6 @@ from optbench.io import read_json, write_json
 
 def run_trial_shipped(config_json: dict, threads: int | None = None) -> tuple[dict, bytes]:
     """Run one trial in a node-local scratch folder; (result, the run folder as a gzipped tar)."""
-    import io
-    import shutil
-    import tarfile
-    import tempfile
-
     scratch = Path(tempfile.mkdtemp(prefix="optbench-trial-"))
     try:
         result = run_trial({**config_json, "out": str(scratch / "run")}, threads)
@@ -40,11 +39,6 @@ def run_trial_shipped(config_json: dict, threads: int | None = None) -> tuple[di
 
 def unpack_trial(blob: bytes, out: Path) -> None:
     """Write a shipped run folder to `out` atomically (a sibling temp folder, then a rename)."""
-    import io
-    import shutil
-    import tarfile
-    import tempfile
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -129,11 +123,11 @@ def execute(configs: Sequence, executor: str = "local", workers: int = 1, thread
         if started:
             ray.init(address=address, num_cpus=None if address else workers * threads, include_dashboard=False,
                      log_to_driver=False, ignore_reinit_error=True)
+        remote = ray.remote(run_trial_shipped)
         refs = {}
         for i in todo:
             gpus = gpus_per_trial if str(configs[i].device).startswith("cuda") else 0
-            remote = ray.remote(num_cpus=threads, num_gpus=gpus)(run_trial_shipped)
-            refs[remote.remote(payload[i], threads)] = i
+            refs[remote.options(num_cpus=threads, num_gpus=gpus).remote(payload[i], threads)] = i
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
