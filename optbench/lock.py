@@ -50,17 +50,32 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return gone
 
 
+def _make_folder(folder: Path) -> bool:
+    """Create `folder`; True only for the one process whose mkdir made it (two may race)."""
+    if folder.exists():
+        return False
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+    except OSError:  # FileExistsError: another process won; others: check_writable_dir names them
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def claimed_folder(folder: str | Path, keep: tuple[str, ...], field: str = "out") -> Iterator[Path]:
     """Create (if needed) and lock `folder`; on an error, remove it again when this call created it
-    and none of the `keep` entries (results, checkpoints) was written."""
+    and none of the `keep` entries (results, checkpoints) was written.
+
+    A process that finds the folder locked leaves it alone: it belongs to the lock holder.
+    """
     folder = Path(folder)
-    created = not folder.exists()
+    created = _make_folder(folder)
     check_writable_dir(folder, f"--{field}")
-    try:
-        with folder_lock(folder, field):
+    with folder_lock(folder, field):  # LockedError propagates before anything is removed
+        try:
             yield folder
-    except BaseException:
-        if created and not any((folder / name).exists() for name in keep):
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+        except BaseException:
+            if created and not any((folder / name).exists() for name in keep):
+                shutil.rmtree(folder, ignore_errors=True)
+            raise

@@ -147,6 +147,21 @@ def test_two_concurrent_runs_never_train_twice(ws, tmp_path):
     assert _step_lines(out) == list(range(1, STEPS + 1))  # every step once
 
 
+def test_a_process_refused_by_the_lock_leaves_the_holders_new_folder_alone(tmp_path, monkeypatch):
+    """Both racing processes may see no folder; the loser must not remove what the winner writes."""
+    from optbench import lock
+    from optbench.errors import LockedError
+
+    out = tmp_path / "run"
+    assert lock._make_folder(out) and not lock._make_folder(out)  # exactly one creator
+    with lock.claimed_folder(out, keep=("results.json",)):
+        (out / "log.txt").write_text("winner\n")
+        monkeypatch.setattr(lock, "_make_folder", lambda folder: True)  # the loser believed it created it too
+        with pytest.raises(LockedError), lock.claimed_folder(out, keep=("results.json",)):
+            pass
+        assert (out / "log.txt").read_text() == "winner\n"
+
+
 @pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.3), ("schedulefree", 0.1)])
 def test_divergence_restores_the_last_good_state(ws, tmp_path, optimizer, lr):
     """The diverged run's final numbers equal those of a run stopped at the restored step."""
