@@ -76,6 +76,8 @@ def _add_data(sub) -> None:
     g.add_argument("--size", choices=["small", "full"], default="small", help="small: the shipped size; full: larger cells, 10x more frames")
     g.add_argument("--seed", type=int, default=0, help="seed of every sampling stream")
     g.add_argument("--out", required=True, help="dataset folder to write")
+    g.add_argument("--workers", type=int, default=1,
+                   help="processes labelling frames and computing reference properties at once (same numbers)")
     g.set_defaults(func=_cmd_data_generate)
     ls = dsub.add_parser("list", help="list built-in and public datasets")
     ls.set_defaults(func=_cmd_data_list)
@@ -89,7 +91,9 @@ def _add_data(sub) -> None:
 def _cmd_data_generate(args) -> int:
     from optbench.data.generate import generate
 
-    generate(args.regime, size=args.size, out=args.out, seed=args.seed)
+    if args.workers < 1:
+        raise InputError(f"--workers must be at least 1 (got {args.workers})", field="--workers")
+    generate(args.regime, size=args.size, out=args.out, seed=args.seed, workers=args.workers)
     return 0
 
 

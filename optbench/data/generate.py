@@ -51,8 +51,9 @@ def _versions() -> dict:
 
 
 def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int = 0, method: str | None = None,
-             properties: bool = True) -> Path:
-    """Generate (or resume) the `regime` dataset in folder `out`; returns the folder."""
+             properties: bool = True, workers: int = 1) -> Path:
+    """Generate (or resume) the `regime` dataset in folder `out`; returns the folder. `workers` processes
+    label frames and compute reference properties in parallel (same numbers as one)."""
     if regime not in REGIMES:
         raise InputError(f"unknown regime '{regime}' (choose from {', '.join(REGIMES)})", field="regime")
     if size not in SIZES:
@@ -68,7 +69,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
         if _identity(man.get("regime"), man.get("size"), man.get("seed"), man.get("reference"), man.get("sampling")) == ident:
             if properties and not man.get("reference_properties"):
                 from optbench.data.refprops import fill_reference_properties
-                fill_reference_properties(out)
+                fill_reference_properties(out, workers=workers)
             return out
         raise InputError("folder already holds a dataset made with other settings; choose another --out", file=out / "manifest.json")
     if progress_path.is_file():
@@ -99,7 +100,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
             from optbench.data.gpaw_ref import convergence_record
 
             pairs = [(roundtrip(f), b) for f, b in reg.convergence_frames(structs, _rng(seed, len(reg.jobs) + 1), params)]
-            state["convergence"] = convergence_record(pairs, reference)
+            state["convergence"] = convergence_record(pairs, reference, workers=workers)
             t0 = _save(progress_path, state, t0)
         for i, job in enumerate(reg.jobs, start=1):
             if job.name in state["jobs"] and all((out / state["splits"][s]["file"]).is_file() for s in state["jobs"][job.name]):
@@ -107,7 +108,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
                 continue
             produced = job.run(structs, reference, _rng(seed, i), params)
             for split, (tag, frames) in produced.items():
-                labelled, dropped = label(frames, reference, desc=f"label {split}")
+                labelled, dropped = label(frames, reference, desc=f"label {split}", workers=workers)
                 rel = f"{split}.extxyz"
                 _write_frames(out / rel, labelled)
                 state["splits"][split] = {"file": rel, "tag": tag, "count": len(labelled), "sha256": sha256_file(out / rel),
@@ -138,7 +139,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
     shutil.rmtree(out / ".partial", ignore_errors=True)
     if properties:
         from optbench.data.refprops import fill_reference_properties
-        fill_reference_properties(out)
+        fill_reference_properties(out, workers=workers)
     return out
 
 

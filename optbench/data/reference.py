@@ -69,7 +69,7 @@ def _gpaw(ref: dict) -> Calculator:
         raise InputError("gpaw is not installed: `make install` (or pip install 'optbench[reference]' with libxc-dev)",
                          field="reference.code") from None
     settings = {k: ref[k] for k in GPAW_DEFAULTS if k in ref}
-    return GPAWReference(settings)
+    return GPAWReference(settings, reuse=bool(ref.get("wavefunction_restart", False)))
 
 
 def _tblite(ref: dict) -> Calculator:

@@ -28,23 +28,44 @@ def compute_reference_properties(atoms, reference: dict, settings: dict[str, dic
     return out
 
 
-def fill_reference_properties(folder: str | Path) -> dict:
+def fill_reference_properties(folder: str | Path, workers: int = 1) -> dict:
     """Compute every missing entry of manifest "reference_properties" (from "property_settings");
-    the manifest is rewritten after each property, so an interrupted run resumes."""
+    the manifest is rewritten after each property, so an interrupted run resumes. `workers` > 1
+    computes that many (structure, property) pairs at once in separate processes."""
     folder = Path(folder)
     man = load_manifest(folder)
     plan = man.get("property_settings") or {}
     refs = man.setdefault("reference_properties", {})
+    todo = []
     for struct, props in plan.items():
         atoms = read(folder / man["structures"][struct], format="extxyz")
         atoms.info.clear()
-        for name, settings in props.items():
-            if name in refs.get(struct, {}):
-                continue
-            print(f"reference {name} of {struct} ({man['reference']['method']})", flush=True)
-            refs.setdefault(struct, {}).update(compute_reference_properties(atoms, man["reference"], {name: settings}))
-            write_json(folder / "manifest.json", man)
+        todo += [(struct, name, atoms, settings) for name, settings in props.items() if name not in refs.get(struct, {})]
+
+    def done(struct, name, result):
+        refs.setdefault(struct, {}).update(result)
+        write_json(folder / "manifest.json", man)
+        print(f"reference {name} of {struct} ({man['reference']['method']}): {result[name].get('wall_time_s')} s", flush=True)
+
+    if workers > 1 and len(todo) > 1:
+        _fill_parallel(todo, man["reference"], workers, done)
+    else:
+        for struct, name, atoms, settings in todo:
+            done(struct, name, compute_reference_properties(atoms, man["reference"], {name: settings}))
     return refs
+
+
+def _fill_parallel(todo, reference, workers, done) -> None:
+    """The (structure, property) pairs in `workers` one-thread processes; `done` as each finishes."""
+    from concurrent.futures import as_completed
+
+    from optbench.data.parallel import one_thread_pool
+
+    with one_thread_pool(workers) as pool:
+        jobs = {pool.submit(compute_reference_properties, atoms, reference, {name: settings}): (struct, name)
+                for struct, name, atoms, settings in todo}
+        for future in as_completed(jobs):
+            done(*jobs[future], future.result())
 
 
 def redo_reference_properties(folder: str | Path, names: list[str], settings: dict[str, dict] | None = None) -> dict:

@@ -10,6 +10,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 from tqdm import tqdm
 
+from optbench.data.parallel import parallel_map
 from optbench.data.reference import make_calculator
 
 
@@ -29,29 +30,35 @@ def _clean(x, decimals: int):
     return np.round(np.asarray(x, dtype=float), decimals) + 0.0
 
 
-def label(frames: list[Atoms], reference: dict, desc: str = "label") -> tuple[list[Atoms], int]:
-    """Recompute each frame with a fresh reference calculator; attach energy (eV), forces (eV/Å),
-    stress (eV/Å^3). Frames whose SCF does not converge are dropped; returns (frames, n_dropped)."""
+def _label_one(atoms: Atoms, reference: dict) -> Atoms | None:
+    """One frame labelled by a fresh reference calculator; None when its SCF does not converge."""
     from ase.calculators.calculator import CalculationFailed
 
-    out, dropped = [], 0
-    for atoms in tqdm(frames, desc=desc, leave=False):
-        atoms = roundtrip(atoms)
-        calc = make_calculator(reference)
-        atoms.calc = calc
-        try:
-            energy = atoms.get_potential_energy()
-        except CalculationFailed:
-            dropped += 1
-            continue
-        forces = atoms.get_forces()
-        stress = atoms.get_stress(voigt=False) if atoms.pbc.all() else None
-        atoms.calc = SinglePointCalculator(
-            atoms, energy=round(float(energy), 9), forces=_clean(forces, 8),
-            stress=None if stress is None else _clean(stress, 10),
-        )
-        out.append(atoms)
-    return out, dropped
+    atoms = roundtrip(atoms)
+    atoms.calc = make_calculator(reference)
+    try:
+        energy = atoms.get_potential_energy()
+    except CalculationFailed:
+        return None
+    forces = atoms.get_forces()
+    stress = atoms.get_stress(voigt=False) if atoms.pbc.all() else None
+    atoms.calc = SinglePointCalculator(
+        atoms, energy=round(float(energy), 9), forces=_clean(forces, 8),
+        stress=None if stress is None else _clean(stress, 10),
+    )
+    return atoms
+
+
+def label(frames: list[Atoms], reference: dict, desc: str = "label", workers: int = 1) -> tuple[list[Atoms], int]:
+    """Recompute each frame with a fresh reference calculator; attach energy (eV), forces (eV/Å),
+    stress (eV/Å^3). Frames whose SCF does not converge are dropped; returns (frames, n_dropped).
+    `workers` > 1 labels in that many processes (one thread each); the result is the same."""
+    if workers > 1 and len(frames) > 1:
+        labelled = parallel_map(_label_one, [(a, reference) for a in frames], workers, desc)
+    else:
+        labelled = [_label_one(a, reference) for a in tqdm(frames, desc=desc, leave=False)]
+    out = [a for a in labelled if a is not None]
+    return out, len(labelled) - len(out)
 
 
 def relax(atoms: Atoms, reference: dict, cell: bool = False, fmax: float = 0.01, steps: int = 200) -> Atoms:

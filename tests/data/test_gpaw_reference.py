@@ -76,3 +76,24 @@ def test_convergence_record_flags_an_unconverged_setting(si):
     assert worst["energy_meV_per_atom"] > record["tolerances"]["energy_meV_per_atom"]
     assert set(worst) == {"energy_meV_per_atom", "energy_shift_meV_per_atom", "forces_meV_per_A", "stress_GPa"}
     assert record["frames"][0]["n_atoms"] == 2
+
+
+def test_reused_wavefunctions_give_the_fresh_numbers(si):
+    """Relaxations and property series keep one GPAW object (wavefunction_restart); labels never do. Across a position change and a cell change the numbers equal a fresh
+    calculation's on the same k-point grid (the grid of the series' first cell)."""
+    reused = make_calculator({**reference_block("gpaw", **LOW), "wavefunction_restart": True})
+    moved = si.copy()
+    moved.positions[0] += [0.02, 0.0, -0.01]
+    strained = moved.copy()
+    strained.set_cell(moved.cell * 1.01, scale_atoms=True)
+    live = []
+    for atoms in (si, moved, strained):
+        a, b = atoms.copy(), atoms.copy()
+        fresh = make_calculator(reference_block("gpaw", **LOW))
+        fresh.kpts(si)  # the series' grid, as the reused calculator keeps it
+        a.calc, b.calc = reused, fresh
+        assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), abs=1e-4)
+        assert np.abs(a.get_forces() - b.get_forces()).max() < 1e-3
+        assert np.abs(a.get_stress() - b.get_stress()).max() < 1e-5
+        live.append(reused._live[1])
+    assert live[0] is live[1] is live[2]  # one GPAW object through the series
