@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from optbench.cli import main
 from optbench.data import load_manifest, read_frames
 from optbench.data import suite as S
 from optbench.data.generate import generate
+from optbench.data.refprops import fill_reference_properties
 from optbench.errors import InputError
 
 TINY = {"timestep_fs": 0.5, "n_equil": 5, "interval": 3, "frames_300K": 3, "frames_600K": 1, "scan_points": 3}
@@ -62,6 +65,19 @@ def test_same_seed_same_data_other_seed_other_data(base, tmp_path):
     assert _shas(a) == _shas(b)
     assert _shas(a)["train"] != _shas(c)["train"]
     assert _shas(a)["ood_scan"] == _shas(c)["ood_scan"]  # rigid scans of the relaxed molecules: no randomness
+
+
+def test_workers_label_the_same_frames_as_one_process(base, tmp_path):
+    """`--workers 2` labels in two spawned processes: byte-identical splits, same order."""
+    two = generate("molecular", size="small", out=tmp_path / "two", seed=0, properties=False, workers=2)
+    assert _shas(two) == _shas(base)
+    # reference properties: (structure, property) pairs in two processes, the manifest written as each ends
+    parallel = fill_reference_properties(two, workers=2)
+    one = fill_reference_properties(shutil.copytree(base, tmp_path / "one"))
+    assert set(parallel) == {"ethanol", "malonaldehyde", "butane"}
+    for mol, props in one.items():
+        assert parallel[mol]["vibrations"]["frequencies_cm1"] == props["vibrations"]["frequencies_cm1"]
+    assert load_manifest(two)["reference_properties"].keys() == parallel.keys()
 
 
 def test_interrupted_run_resumes_to_the_same_data(base, tmp_path, monkeypatch):
