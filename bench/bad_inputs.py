@@ -53,7 +53,9 @@ def outcome(case, ws, table) -> tuple[str, str, str]:
     except BaseException as exc:  # a traceback would reach the user
         code = f"traceback {type(exc).__name__}"
     lines = [ln for ln in err.getvalue().splitlines() if ln.strip() and "Warning" not in ln and "warn" not in ln]
-    wrote = "yes" if call.out is not None and (Path(call.out) / "results.json").exists() else "no"
+    from optbench.layout import RunDir
+
+    wrote = "yes" if call.out is not None and RunDir(call.out).results_path.exists() else "no"
     return code, wrote, (lines[-1][:110] if lines else "")
 
 

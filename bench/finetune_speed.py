@@ -14,7 +14,6 @@ energy, forces and stress; loss weights 1, 10, 0.1 GPa^-2); target ours / SevenN
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -31,14 +30,15 @@ warnings.filterwarnings("ignore")
 def ours_epoch_time(train: Path, batch_size: int, n: int) -> float:
     """Seconds of one steady-state epoch of `optbench.finetune` (from its metrics log)."""
     from optbench.config import FinetuneConfig
-    from optbench.train import finetune
+    from optbench.layout import RunDir
+    from optbench.run import finetune
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = FinetuneConfig(model="chgnet", train=train, optimizer="adam", lr=1e-3, batch_size=batch_size,
                              max_steps=None, epochs=3, valid_fraction=0.0, checkpoint_every=10**6,
                              loss_weights={"energy": 1, "forces": 10, "stress": 0}, out=Path(tmp) / "run")
         finetune(cfg)
-        lines = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+        lines = RunDir(Path(tmp) / "run").metrics()
     steps = [x for x in lines if "loss" in x]
     per_epoch = int(np.ceil(n / batch_size))
     ends = [steps[k * per_epoch - 1]["elapsed_s"] for k in (1, 2, 3)]
@@ -140,19 +140,18 @@ def sevenn_trainer_epoch(atoms_list, batch_size: int):
 
 
 def optbench_epoch(train: Path, out: Path, batch_size: int, model: str, stress_weight: float):
-    """One epoch of optbench's training step (FinetuneRun: featurized set, optimizer registry, closure, clipping)."""
+    """One epoch of optbench's training step (`TrainingLoop.step`: featurized set, optimizer registry, closure, clipping)."""
     from optbench.config import FinetuneConfig
-    from optbench.train import FinetuneRun
+    from optbench.run import FinetuneRun
 
     cfg = FinetuneConfig(model=model, train=train, optimizer="adam", lr=1e-3, batch_size=batch_size, max_steps=None,
                          epochs=1, valid_fraction=0.0, loss_weights={"energy": 1, "forces": 10, "stress": stress_weight}, out=out)
-    run = FinetuneRun(cfg)
-    run._prepare()
+    loop = FinetuneRun(cfg).prepare()
 
     def epoch():
-        run.backbone.model.train()
-        for batch in run.train.batches(batch_size):
-            run._step(batch)
+        loop.backbone.model.train()
+        for batch in loop.train_set.batches(batch_size):
+            loop.step(batch)
 
     return epoch
 

@@ -14,7 +14,6 @@ Target (issue 17): wall / optimisation <= 1.5 (1.96 before).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -34,7 +33,9 @@ def run(work: Path, tag: str, train: Path, test: Path, steps: int, threads: int,
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     wall = time.perf_counter() - t0
-    return wall, json.loads((out / "results.json").read_text())["phases_s"]
+    from optbench.layout import RunDir
+
+    return wall, RunDir(out).results()["phases_s"]
 
 
 def main() -> None:

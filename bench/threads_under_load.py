@@ -12,7 +12,6 @@ Each case runs the real CLI in a fresh process on the shipped molecular suite (C
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -48,7 +47,9 @@ def _finetune(work: Path, steps: int, env: dict, tag: str) -> float:
            "--optimizer", "adamw", "--lr", "1e-3", "--max-steps", str(steps), "--batch-size", "4",
            "--eval-every", str(steps), "--out", str(out), "--restart"]
     _run(cmd, env)
-    return json.loads((out / "results.json").read_text())["wall_time_s"]
+    from optbench.layout import RunDir
+
+    return RunDir(out).results()["wall_time_s"]
 
 
 def _evaluate(work: Path, env: dict, tag: str) -> float:

@@ -26,7 +26,7 @@ def _cmd_finetune(args) -> int:
     from optbench.config import FinetuneConfig
     from optbench.evaluate import format_table
     from optbench.provenance import console, log, run_log
-    from optbench.train import finetune
+    from optbench.run import finetune
 
     console()  # what optbench logs is printed, and the run's log.txt holds it
     config = FinetuneConfig.from_sources(args.config, finetune_overrides(args))
@@ -163,7 +163,9 @@ def _cmd_curvature(args) -> int:
         seed=args.seed, out=args.out,
         n_iter=args.lanczos_iter, n_probes=args.probes, n_slq=args.slq_vectors, device=args.device,
     )
-    print(f"curvature -> {Path(args.out) / 'curvature.json'}")
+    from optbench.layout import CURVATURE_JSON
+
+    print(f"curvature -> {Path(args.out) / CURVATURE_JSON}")
     return 0
 
 
@@ -187,7 +189,10 @@ def _cmd_run(args) -> int:
     study = load_study(args.study, args.preset)
     out = Path(args.out or Path("runs") / study.name)
     run_study(study, out, executor=args.executor, workers=args.workers, address=args.address)
-    print(f"report: {out / 'report.html'}  ({out / 'report.md'}, {out / 'results.csv'})")
+    from optbench.layout import StudyDir
+
+    folder = StudyDir(out)
+    print(f"report: {folder.report_html}  ({folder.report_md}, {folder.results_csv})")
     return 0
 
 
@@ -198,10 +203,12 @@ def _add_report(sub) -> None:
 
 
 def _cmd_report(args) -> int:
+    from optbench.layout import StudyDir
     from optbench.report import build_report
 
-    if not (Path(args.folder) / "study.json").is_file():
-        raise InputError("not a study folder (no study.json)", file=args.folder)
+    folder = StudyDir(args.folder)
+    if not folder.is_study():
+        raise InputError(f"not a study folder (no {folder.INDEX})", file=args.folder)
     paths = build_report(args.folder)
     print(f"report: {paths['html']}")
     return 0

@@ -133,3 +133,34 @@ def columns(result: Mapping[str, Mapping]) -> dict:
         for key in ("energy_rms_meV_atom", "energy_max_meV_atom", "forces_rms_meV_A", "forces_mae_meV_A"):
             out[f"forgetting_{key}{tail}"] = block[key]
     return out
+
+
+def frames_outside(test_files: Mapping[str, Sequence[str | Path]], inside: str, per_set: int = 8) -> dict[str, list[Atoms]]:
+    """Structures of the other datasets (the first `per_set` of each test file), by dataset: what a
+    model fine-tuned on `inside` should not forget."""
+    from ase.io import read
+
+    out = {}
+    for name, paths in test_files.items():
+        if name != inside:
+            out[name] = [a for path in paths for a in read(path, index=f":{per_set}")]
+    return {k: v for k, v in out.items() if v}
+
+
+class Forgetting:
+    """The forgetting measure of many runs of one study: `measure(run, pretrained, dataset)`.
+
+    `test_files` maps each dataset of the study to its test files; one `ForgettingProbe` per
+    (pretrained model, dataset) holds the pretrained predictions on the probe set and on the other
+    datasets' structures, computed once.
+    """
+
+    def __init__(self, test_files: Mapping[str, Sequence[str | Path]]):
+        self.test_files = test_files
+        self.probes: dict[tuple[str, str], ForgettingProbe] = {}
+
+    def measure(self, run: str | Path, pretrained: str, dataset: str) -> dict:
+        """Drift of `run` (fine-tuned from `pretrained` on `dataset`) per structure set."""
+        if (pretrained, dataset) not in self.probes:
+            self.probes[pretrained, dataset] = ForgettingProbe(pretrained, frames_outside(self.test_files, dataset))
+        return {"pretrained": pretrained, **self.probes[pretrained, dataset].measure(run)}

@@ -25,10 +25,11 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 def model_file(spec: str) -> Path | None:
     """The file behind a model spec (`chgnet:PATH`, `mace:PATH`, a RUN_DIR), None for a named model."""
     from optbench.backbones.base import BACKBONE_FILE, read_backbone_json, split_suffix
+    from optbench.layout import model_folder
 
     path = Path(spec)
     if path.is_dir():
-        folder = path / "model" if (path / "model" / BACKBONE_FILE).is_file() else path
+        folder = model_folder(path)
         if (folder / BACKBONE_FILE).is_file():
             try:
                 return folder / read_backbone_json(folder)["file"]

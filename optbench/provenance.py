@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-LOG_FILE = "log.txt"
+from optbench.layout import LOG_FILE
+
 log = logging.getLogger("optbench")
 
 # backbone adapter name -> the distribution that provides it
@@ -57,10 +58,11 @@ def backbone_of(model: str) -> str:
     """Adapter name ('chgnet', 'sevennet', 'mace') of a model spec or run folder."""
     from optbench.backbones import _split
     from optbench.backbones.base import BACKBONE_FILE, read_backbone_json
+    from optbench.layout import model_folder
 
     path = Path(model)
     if path.is_dir():
-        folder = path / "model" if (path / "model" / BACKBONE_FILE).is_file() else path
+        folder = model_folder(path)
         if (folder / BACKBONE_FILE).is_file():
             return read_backbone_json(folder)["backbone"]
     return _split(str(model))[0]

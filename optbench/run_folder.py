@@ -1,6 +1,7 @@
 """A run folder's life: identity by content, lock, restart, stale temporaries, readable files.
 
-Kept apart from the training loop so that `train.py` only calls `RunFolder.open` and friends.
+Kept apart from the training loop so that `optbench.run` only calls `RunFolder.open` and friends;
+the folder's file names live in `optbench.layout.RunDir`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from pathlib import Path
 from optbench.config import FinetuneConfig
 from optbench.errors import InputError
 from optbench.identity import check_same_inputs, fingerprint, model_file
+from optbench.layout import RunDir
 from optbench.lock import claimed_folder, remove_stale_temporaries
 from optbench.sanity import check_structures, coverage_lines, label_coverage
 
-# what a run writes; --restart removes exactly these
-RUN_ENTRIES = ("results.json", "metrics.jsonl", "config.yaml", "zero_shot.json", "checkpoints", "model", "crash.json")
-KEEP = ("results.json", "checkpoints")  # a folder holding one of these is never removed after an error
+RUN_ENTRIES = RunDir.ENTRIES  # what a run writes; --restart removes exactly these
+KEEP = RunDir.KEEP  # a folder holding one of these is never removed after an error
 HINT = "rerun with --restart to start over, or choose another --out"
 
 
@@ -55,6 +56,7 @@ class RunFolder:
 
     def __init__(self, out: Path, config: FinetuneConfig):
         self.out, self.config = Path(out), config
+        self.dir = RunDir(self.out)
         self.inputs = fingerprint(input_files(config))
 
     def claimed(self):
@@ -68,25 +70,12 @@ class RunFolder:
                 path = self.out / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             return
-        old = self._read_yaml(self.out / "config.yaml")
+        old = self.dir.config_record(HINT)
         if old is None:
             return
         if old.get("config_hash") != self.config.hash():
             raise InputError(f"this folder holds a run with a different config; {HINT}", file=self.out, field="out")
         check_same_inputs(old.get("inputs"), self.inputs, self.out, HINT)
-
-    def _read_yaml(self, path: Path) -> dict | None:
-        import yaml
-
-        if not path.exists():
-            return None
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise InputError(f"unreadable run record ({type(err).__name__}); {HINT}", file=path) from None
-        if not isinstance(data, dict):
-            raise InputError(f"unreadable run record (not a mapping); {HINT}", file=path)
-        return data
 
     def load_checkpoint(self, path: Path, device: str) -> dict:
         import torch

@@ -48,7 +48,9 @@ def load_backbone(spec: str | Path, device: str = "cpu") -> Backbone:
     """Load a pretrained or fine-tuned backbone from its spec string or a model/run folder."""
     path = Path(spec)
     if path.is_dir():
-        model_dir = path / "model" if (path / "model" / BACKBONE_FILE).is_file() else path
+        from optbench.layout import model_folder
+
+        model_dir = model_folder(path)
         if not (model_dir / BACKBONE_FILE).is_file():
             raise InputError(f"no {BACKBONE_FILE} here: not an optbench run or model folder", file=path, field="model")
         meta = read_backbone_json(model_dir)

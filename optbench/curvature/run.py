@@ -7,39 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from optbench.curvature.analysis import analyse
 from optbench.errors import InputError
 from optbench.io import check_writable_dir, write_json
-
-CHECKPOINTS = ("start", "mid", "final", "refined")
-
-
-def _read_config(run_dir: Path) -> dict:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise InputError("not a finetune run folder (no config.yaml)", file=run_dir, field="run")
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"unreadable YAML ({err})", file=path) from None
-    if not isinstance(config, dict) or not config.get("model"):
-        raise InputError("config has no model", file=path, field="model")
-    return config
+from optbench.layout import CHECKPOINT_TAGS as CHECKPOINTS
+from optbench.layout import CURVATURE_JSON, RunDir
 
 
-def load_checkpoint(run_dir: str | Path, checkpoint: str) -> tuple[dict, dict]:
-    """(config, checkpoint dict) of a RUN_DIR; InputError naming the file when missing or malformed."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError("run folder not found", file=run_dir, field="run")
+def load_checkpoint(run_dir: str | Path, checkpoint: str):
+    """(FinetuneConfig, checkpoint dict) of a RUN_DIR; InputError naming the file when missing or malformed."""
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise InputError("run folder not found", file=run.path, field="run")
     if checkpoint not in CHECKPOINTS:
         raise InputError(f"unknown checkpoint '{checkpoint}' (known: {', '.join(CHECKPOINTS)})", field="checkpoint")
-    config = _read_config(run_dir)
-    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    config = run.config(device="cpu")  # the device the analysis runs on is its own
+    path = run.checkpoint(checkpoint)
     if not path.is_file():
-        have = sorted(p.stem for p in (run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
+        have = run.checkpoints()
         raise InputError(f"no '{checkpoint}' checkpoint (have: {', '.join(have) or 'none'})", file=path, field="checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -51,25 +37,41 @@ def load_checkpoint(run_dir: str | Path, checkpoint: str) -> tuple[dict, dict]:
     return config, ckpt
 
 
-def _backbone(config: dict, ckpt: dict, path: Path, device: str = "cpu"):
+def _backbone(config, ckpt: dict, path: Path, device: str = "cpu"):
     from optbench.backbones import load_backbone
 
-    backbone = load_backbone(config["model"], device)
+    backbone = load_backbone(config.model, device)
     try:
         backbone.model.load_state_dict(ckpt["model_state"])
     except RuntimeError as err:
-        raise InputError(f"weights do not fit model '{config['model']}' ({str(err).splitlines()[0]})", file=path, field="model_state") from None
+        raise InputError(f"weights do not fit model '{config.model}' ({str(err).splitlines()[0]})", file=path, field="model_state") from None
     return backbone
 
 
-def _frames(data: str | Path, config: dict, n_structures: int, seed: int):
+def _frames(data: str | Path, config, n_structures: int, seed: int):
     from optbench.data.io import LabelKeys, read_frames
 
-    keys = LabelKeys(**{k: config[f"{k}_key"] for k in ("energy", "forces", "stress", "virial") if config.get(f"{k}_key")})
+    keys = LabelKeys(config.energy_key, config.forces_key, config.stress_key, config.virial_key)
     frames = read_frames(data, keys)
     n = min(n_structures, len(frames))
     idx = np.sort(np.random.default_rng(seed).choice(len(frames), size=n, replace=False))
     return [frames[i] for i in idx], idx.tolist()
+
+
+def _check_settings(data, n_structures: int, k: int, n_iter: int | None, n_probes: int | None, n_slq: int) -> None:
+    """InputError naming the flag of the first bad setting."""
+    if data is None:
+        raise InputError("a data file is required", field="data")
+    if n_structures < 1:
+        raise InputError("must be >= 1", field="n_structures")
+    if k < 1:
+        raise InputError("must be >= 1", field="k")
+    if n_iter is not None and n_iter < 2:
+        raise InputError("must be >= 2", field="lanczos_iter")
+    if n_probes is not None and n_probes < 0:
+        raise InputError("must be >= 0", field="probes")
+    if n_slq < 1:
+        raise InputError("must be >= 1", field="slq_vectors")
 
 
 def run_curvature(
@@ -94,42 +96,28 @@ def run_curvature(
     of the L-BFGS stage on the spectrum is in the same file. Defaults: n_iter = 2k + 10 Lanczos
     steps, n_probes = k Hutchinson probes (deflated by the Krylov basis), n_slq SLQ vectors.
     """
-    from optbench.loss import FeaturizedSet, LossWeights
+    from optbench.loss import FeaturizedSet
 
-    if data is None:
-        raise InputError("a data file is required", field="data")
-    if n_structures < 1:
-        raise InputError("must be >= 1", field="n_structures")
-    if k < 1:
-        raise InputError("must be >= 1", field="k")
-    if n_iter is not None and n_iter < 2:
-        raise InputError("must be >= 2", field="lanczos_iter")
-    if n_probes is not None and n_probes < 0:
-        raise InputError("must be >= 0", field="probes")
-    if n_slq < 1:
-        raise InputError("must be >= 1", field="slq_vectors")
+    _check_settings(data, n_structures, k, n_iter, n_probes, n_slq)
     t0 = time.perf_counter()
-    run_dir, out = Path(run_dir), Path(out)
-    config, ckpt = load_checkpoint(run_dir, checkpoint)
-    before = load_checkpoint(run_dir, "final") if checkpoint == "refined" and (run_dir / "checkpoints" / "final.pt").is_file() else None
+    run, out = RunDir(run_dir), Path(out)
+    config, ckpt = load_checkpoint(run.path, checkpoint)
+    before = load_checkpoint(run.path, "final") if checkpoint == "refined" and run.checkpoint("final").is_file() else None
     frames, indices = _frames(data, config, n_structures, seed)
     check_writable_dir(out)
-    try:
-        weights = LossWeights(**(config.get("loss_weights") or {}))
-    except Exception as err:
-        raise InputError(f"bad loss weights ({err})", file=run_dir / "config.yaml", field="loss_weights") from None
+    weights = config.loss_weights
     opts = {
         "k": k, "n_iter": n_iter if n_iter is not None else 2 * k + 10,
         "n_probes": n_probes if n_probes is not None else k, "n_slq": n_slq,
         "gauss_newton": gauss_newton, "seed": seed, "progress": progress,
     }
-    backbone = _backbone(config, ckpt, run_dir / "checkpoints" / f"{checkpoint}.pt", device)
+    backbone = _backbone(config, ckpt, run.checkpoint(checkpoint), device)
     fset = FeaturizedSet(frames, backbone, name=Path(data).stem)
-    hparams = {key: v for key, v in (config.get("optimizer_kwargs") or {}).items() if key != "lr"}
+    hparams = {key: v for key, v in config.optimizer_kwargs.items() if key != "lr"}
     res = analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), hparams=hparams, **opts)
     result = {
         "run_dir": str(run_dir), "checkpoint": checkpoint, "step": ckpt.get("step"),
-        "optimizer": ckpt["optimizer"], "model": config["model"], "data": str(data),
+        "optimizer": ckpt["optimizer"], "model": config.model, "data": str(data),
         "structure_indices": indices, "n_structures": len(indices), "seed": seed,
         "settings": {key: v for key, v in opts.items() if key != "progress"},
         "loss_weights": weights.model_dump(), **res,
@@ -139,7 +127,7 @@ def run_curvature(
         panels[f"P^1/2 H P^1/2 ({res['preconditioner']['optimizer']})"] = res["preconditioned"]
     if before is not None:
         b_config, b_ckpt = before
-        b_backbone = _backbone(b_config, b_ckpt, run_dir / "checkpoints" / "final.pt", device)
+        b_backbone = _backbone(b_config, b_ckpt, run.checkpoint("final"), device)
         b_fset = FeaturizedSet(frames, b_backbone, name=fset.name)
         result["before_refinement"] = analyse(
             b_backbone, b_fset, weights, b_ckpt["optimizer"], b_ckpt.get("optimizer_state"), hparams=hparams, **opts
@@ -147,7 +135,7 @@ def run_curvature(
         result["before_refinement"].update({"checkpoint": "final", "optimizer": b_ckpt["optimizer"], "step": b_ckpt.get("step")})
     result["wall_time_s"] = time.perf_counter() - t0
     _figures(result, panels, out)
-    write_json(out / "curvature.json", result)
+    write_json(out / CURVATURE_JSON, result)
     return result
 
 

@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 
 from optbench.io import write_text
+from optbench.report.aggregate import StudyData, refinement_by_pair
 from optbench.report.labels import human
-from optbench.study.aggregate import StudyData, refinement_by_pair
 
 
 def _fmt(stat: dict | None, digits: int = 1) -> str:
@@ -240,11 +240,11 @@ def build_report(folder: str | Path) -> dict[str, Path]:
     """Rebuild every report file of a study folder from its stored results alone."""
     from optbench.report.figures import all_figures, caption
 
-    folder = Path(folder)
     data = StudyData(folder)
-    fig_dir = folder / "figures"
+    study = data.study
+    fig_dir = study.figures_dir
     figures = all_figures(data, fig_dir)
-    csv_path = write_csv(data, folder / "results.csv")
+    csv_path = write_csv(data, study.results_csv)
     recs = recommendations(data)
     tables = _tables(data)
     n_done = sum(r["status"] == "completed" for r in data.rows)
@@ -252,7 +252,7 @@ def build_report(folder: str | Path) -> dict[str, Path]:
     head = (f"# optbench study: {data.index.get('name', 'study')}\n\n{len(data.rows)} trials "
             f"({n_done} completed, {sum(r['status'] == 'diverged' for r in data.rows)} diverged, {len(crashed)} crashed); "
             f"reference optimizer {data.reference}.\n\n{PROTOCOL}\n")
-    summary = [f"![summary](figures/{p.name})\n\n*{caption(p)}*\n" for p in figures if p.stem == "summary"]
+    summary = [f"![summary]({fig_dir.name}/{p.name})\n\n*{caption(p)}*\n" for p in figures if p.stem == "summary"]
     md = [head, *summary, "## Recommendations\n", *[f"- {r}" for r in recs], ""]
     for title, cols, body in tables:
         md += [f"## {title}\n", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -260,9 +260,9 @@ def build_report(folder: str | Path) -> dict[str, Path]:
         md.append("")
     if crashed:
         md += ["## Crashed trials\n", *[f"- {r['trial']} ({r['optimizer']}, lr {r['lr']:g}): {r['error']}" for r in crashed], ""]
-    md += ["## Figures\n", *[f"![{p.stem}](figures/{p.name})\n\n*{caption(p)}*\n" for p in figures], ""]
-    md_path = write_text(folder / "report.md", "\n".join(md))
-    html_path = write_text(folder / "report.html", _html(data, head, recs, tables, crashed, figures))
+    md += ["## Figures\n", *[f"![{p.stem}]({fig_dir.name}/{p.name})\n\n*{caption(p)}*\n" for p in figures], ""]
+    md_path = write_text(study.report_md, "\n".join(md))
+    html_path = write_text(study.report_html, _html(data, head, recs, tables, crashed, figures))
     return {"csv": csv_path, "md": md_path, "html": html_path, "figures": fig_dir}
 
 

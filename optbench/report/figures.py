@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from optbench.io import read_json  # noqa: E402
-from optbench.study.aggregate import StudyData  # noqa: E402
+from optbench.report.aggregate import StudyData  # noqa: E402
 
 
 def _colors(names):
@@ -101,15 +101,14 @@ def _property_points(data: StudyData) -> dict[str, list[tuple[str, float, float]
     """Quantity ('Si eos B0_GPa') -> [(model label, reference, model value)] of every scalar property."""
     pts: dict[str, list[tuple[str, float, float]]] = {}
     labels = {r["trial"]: r["optimizer"] for r in data.rows}
-    for path in (data.folder / "analyses" / "properties").glob("*/*/*/*.json"):
-        err = read_json(path).get("error_vs_reference")
+    for prop in data.study.property_files():
+        err = read_json(prop.path).get("error_vs_reference")
         if not isinstance(err, dict):
             continue
-        trial = path.parent.parent.name
-        label = "pretrained" if trial.startswith("pretrained") else labels.get(trial)
+        label = "pretrained" if prop.pretrained else labels.get(prop.key)
         for name, item in err.items():
             if isinstance(item, dict) and isinstance(item.get("model"), (int, float)) and isinstance(item.get("reference"), (int, float)):
-                pts.setdefault(f"{path.parent.name} {path.stem} {name}", []).append((label, item["reference"], item["model"]))
+                pts.setdefault(f"{prop.structure} {prop.name} {name}", []).append((label, item["reference"], item["model"]))
     return pts
 
 
@@ -206,17 +205,18 @@ def _manifest_reference(data: StudyData, dataset: str, struct: str, prop: str) -
 def phonon_bands(data: StudyData, out: Path) -> list[Path]:
     """Frequencies at the high-symmetry points of each model (dots) against reference (bars)."""
     paths = []
-    base = data.folder / "analyses" / "properties"
     labels = {r["trial"]: r["optimizer"] for r in data.rows}
-    for ds_dir in sorted(p for p in base.glob("*") if p.is_dir()):
-        entries = {}
-        for path in ds_dir.glob("*/*/phonons.json"):
-            pts = read_json(path).get("high_symmetry_THz")
-            if isinstance(pts, dict):
-                trial = path.parent.parent.name
-                entries[(path.parent.name, "pretrained" if trial.startswith("pretrained") else labels.get(trial, trial))] = pts
+    by_dataset: dict[str, dict] = {}
+    for prop in data.study.property_files():
+        if prop.name != "phonons":
+            continue
+        pts = read_json(prop.path).get("high_symmetry_THz")
+        if isinstance(pts, dict):
+            label = "pretrained" if prop.pretrained else labels.get(prop.key, prop.key)
+            by_dataset.setdefault(prop.dataset, {})[(prop.structure, label)] = pts
+    for ds_name, entries in sorted(by_dataset.items()):
         for struct in sorted({k[0] for k in entries}):
-            ref = _manifest_reference(data, ds_dir.name, struct, "phonons").get("high_symmetry_THz") or {}
+            ref = _manifest_reference(data, ds_name, struct, "phonons").get("high_symmetry_THz") or {}
             models = sorted(lbl for s, lbl in entries if s == struct)
             colors = _colors(models)
             names = list(next(v for (s, _), v in entries.items() if s == struct))
@@ -230,9 +230,9 @@ def phonon_bands(data: StudyData, out: Path) -> list[Path]:
                     x = i - 0.3 + 0.6 * j / max(len(models) - 1, 1)
                     ax.scatter(np.full(f.size, x), f, s=9, color=colors[lbl], label=lbl if i == 0 else None)
             ax.set_xticks(range(len(names)), names)
-            ax.set(ylabel="frequency (THz)", title=f"{ds_dir.name} {struct}: phonons at high-symmetry points")
+            ax.set(ylabel="frequency (THz)", title=f"{ds_name} {struct}: phonons at high-symmetry points")
             ax.legend(fontsize=6, ncol=2)
-            paths.append(_save(fig, out / f"phonons_{ds_dir.name}_{struct}.png"))
+            paths.append(_save(fig, out / f"phonons_{ds_name}_{struct}.png"))
     return paths
 
 
@@ -240,14 +240,14 @@ def hessian_spectra(data: StudyData, out: Path) -> Path | None:
     """Top/bottom Hessian eigenvalues per optimizer, raw and preconditioned."""
     items = []
     for r in data.rows:
-        for path in sorted((data.folder / "analyses" / "curvature" / r["trial"]).glob("*/curvature.json")):
+        for checkpoint, path in data.study.curvature_files(r["trial"]):
             c = read_json(path)
             if c.get("status") == "failed":
                 continue
             raw = _eigs(c.get("hessian"))
             pre = _eigs(c.get("preconditioned"))
             if raw is not None:
-                items.append((f"{r['optimizer']}\n{r['dataset']}:{path.parent.name}", raw, pre))
+                items.append((f"{r['optimizer']}\n{r['dataset']}:{checkpoint}", raw, pre))
     if not items:
         return None
     fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(items)), 3.8))

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from optbench.io import read_json, write_json
+from optbench.io import write_json
+from optbench.layout import RunDir
 
 
 def run_trial_shipped(config_json: dict, threads: int | None = None) -> tuple[dict, bytes]:
@@ -52,7 +53,7 @@ def unpack_trial(blob: bytes, out: Path) -> None:
                 if bad:
                     raise ValueError(f"unsafe entries in a shipped run folder: {bad[:3]}")
                 tar.extractall(tmp)
-        config = tmp / "config.yaml"
+        config = RunDir(tmp).config_path
         if config.is_file():  # the run was written in the worker's scratch folder: point its config here
             import yaml
 
@@ -71,7 +72,7 @@ def run_trial(config_json: dict, threads: int | None = None) -> dict:
     import torch
 
     from optbench.config import FinetuneConfig
-    from optbench.train import finetune
+    from optbench.run import finetune
 
     if threads:
         torch.set_num_threads(threads)
@@ -82,17 +83,14 @@ def run_trial(config_json: dict, threads: int | None = None) -> dict:
     except Exception as err:  # recorded, the study goes on
         record = {"status": "crashed", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
                   "wall_time_s": time.perf_counter() - t0, "config_hash": cfg.hash()}
-        write_json(Path(cfg.out) / "crash.json", record)
+        write_json(RunDir(cfg.out).crash_path, record)
         return record
-    crash = Path(cfg.out) / "crash.json"
-    if crash.exists():
-        crash.unlink()
+    RunDir(cfg.out).crash_path.unlink(missing_ok=True)
     return result
 
 
 def finished(out: Path) -> dict | None:
-    path = Path(out) / "results.json"
-    return read_json(path) if path.exists() else None
+    return RunDir(out).results()
 
 
 def execute(configs: Sequence, executor: str = "local", workers: int = 1, threads: int | None = None,

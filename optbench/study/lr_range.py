@@ -29,9 +29,9 @@ def lr_range_test(model: str, train: str | Path, optimizer: str, *, lr_min: floa
     """Sweep the LR from `lr_min` to `lr_max` over `steps` steps; return the curve and its landmarks."""
     from optbench.backbones import load_backbone
     from optbench.data.io import LabelKeys, read_frames
+    from optbench.e0 import fit_reference_energies
     from optbench.loss import FeaturizedSet, LossWeights, compute_loss
     from optbench.optim import build_optimizer
-    from optbench.train import fit_reference_energies
 
     torch.manual_seed(seed)
     weights = LossWeights(**(loss_weights or {}))

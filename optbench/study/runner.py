@@ -6,20 +6,21 @@ import math
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from optbench.errors import InputError, StudyFailed
 from optbench.identity import check_same_inputs, fingerprint
 from optbench.io import read_json, write_json, write_yaml
+from optbench.layout import RunDir, StudyDir
 from optbench.lock import claimed_folder, remove_stale_temporaries
+from optbench.study.analyses import run_analyses
 from optbench.study.config import StudyConfig
 from optbench.study.executors import execute
 from optbench.study.trials import ResolvedDataset, Trial, expand, resolve_dataset
 from optbench.study.validate import dataset_files, validate_study
 
-STUDY_JSON = "study.json"
-ANALYSES = "analyses"
-LR_RANGE = "lr_range"
+STUDY_JSON, ANALYSES, LR_RANGE = StudyDir.INDEX, StudyDir.ANALYSES, StudyDir.LR_RANGE  # their old import path
+
+__all__ = ["auto_grids", "run_analyses", "run_study", "select_lrs", "valid_loss"]
 
 
 def valid_loss(result: dict | None) -> float:
@@ -41,109 +42,6 @@ def select_lrs(trials: list[Trial], results: list[dict]) -> dict[tuple, float]:
     return chosen
 
 
-def _frames_outside(datasets: dict[str, ResolvedDataset], inside: str, per_set: int = 8) -> dict[str, list]:
-    """Structures from the other datasets of the study (first `per_set` of each test file), by dataset."""
-    from ase.io import read
-
-    out = {}
-    for name, ds in datasets.items():
-        if name != inside:
-            out[name] = [a for path in ds.tests.values() for a in read(path, index=f":{per_set}")]
-    return {k: v for k, v in out.items() if v}
-
-
-def _forgetting(probes: dict, backbone: str, datasets: dict[str, ResolvedDataset], inside: str, run_dir: str) -> dict:
-    """Drift of one run on the built-in probe set and the other datasets (pretrained predictions cached)."""
-    from optbench.forgetting import ForgettingProbe
-
-    if (backbone, inside) not in probes:
-        probes[backbone, inside] = ForgettingProbe(backbone, _frames_outside(datasets, inside))
-    return {"pretrained": backbone, **probes[backbone, inside].measure(run_dir)}
-
-
-def _cached(path: Path, compute, *args):
-    if path.exists():
-        return read_json(path)
-    result = compute(*args)
-    if result.get("status") == "failed":  # recorded for the report, retried on the next run
-        write_json(path.with_suffix(".failed.json"), result)
-    else:
-        write_json(path, result)
-    return result
-
-
-def run_analyses(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset], selected: list[Trial]) -> None:
-    """Properties, curvature and forgetting of the selected trials (and the pretrained models)."""
-    an = out / ANALYSES
-    jobs = []
-    for t in selected:
-        ds = datasets[t.dataset]
-        run_dir = Path(t.config.out)
-        if not (run_dir / "results.json").exists() or read_json(run_dir / "results.json")["status"] != "completed":
-            continue
-        if study.properties and ds.folder is not None:
-            for struct, props in _property_jobs(ds):
-                for prop in props:
-                    jobs.append(("property", t.key, str(run_dir), ds, struct, prop))
-                    jobs.append(("property", f"pretrained-{t.backbone}", t.backbone, ds, struct, prop))
-        if study.curvature is not None and t.seed == study.seeds[0]:
-            for ck in study.curvature.checkpoints:
-                if ck == "refined" and not study.refine:
-                    continue
-                jobs.append(("curvature", t.key, str(run_dir), ds, ck, None))
-        if study.forgetting:
-            jobs.append(("forgetting", t.key, str(run_dir), ds, t.backbone, None))
-    seen, probes = set(), {}
-    for kind, key, model, ds, a, b in tqdm(jobs, desc="analyses", unit="job", disable=None):
-        ident = (kind, key, ds.name, a, b)
-        if ident in seen:
-            continue
-        seen.add(ident)
-        if kind == "property":
-            target = an / "properties" / ds.name / key / a / f"{b}.json"
-            _cached(target, _property, b, model, ds, a, target.parent)
-        elif kind == "curvature":
-            target = an / "curvature" / key / a / "curvature.json"
-            _cached(target, _curvature, model, a, ds, study, target.parent)
-        else:
-            target = an / "forgetting" / f"{key}.json"
-            _cached(target, _forgetting, probes, a, datasets, ds.name, model)
-
-
-def _property_jobs(ds: ResolvedDataset) -> list[tuple[str, list[str]]]:
-    refs = ds.manifest.get("reference_properties", {})
-    out = []
-    for struct in ds.manifest.get("structures", {}):
-        have = list(refs.get(struct, {}))
-        props = have if ds.properties == "auto" else [p for p in ds.properties if p in have]
-        if props:
-            out.append((struct, props))
-    return out
-
-
-def _property(name: str, model: str, ds: ResolvedDataset, struct: str, out: Path) -> dict:
-    from optbench.properties import run_property
-
-    path = ds.folder / ds.manifest["structures"][struct]
-    try:
-        return run_property(name, model=model, structure=str(path), dataset=str(ds.folder), out=str(out),
-                            settings=ds.property_settings.get(name))
-    except Exception as err:  # a failed property is recorded, the study goes on
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-
-
-def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyConfig, out: Path) -> dict:
-    from optbench.curvature import run_curvature
-
-    try:
-        return run_curvature(run_dir=run_dir, checkpoint=checkpoint, data=str(ds.train),
-                             n_structures=study.curvature.n_structures, k=study.curvature.k,
-                             gauss_newton=False, seed=0, out=str(out), n_iter=study.curvature.n_iter,
-                             n_probes=study.curvature.n_probes, n_slq=study.curvature.n_slq, progress=False)
-    except Exception as err:
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-
-
 def _provenance(study: StudyConfig, trials) -> dict:
     from optbench.provenance import backbone_of, provenance
 
@@ -157,10 +55,11 @@ def auto_grids(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDatase
     from optbench.study.lr_range import lr_grid, lr_range_test
 
     grids, summary = {}, {}
+    folder = StudyDir(out)
     for ds in datasets.values():
         for bb in study.backbones:
             for opt, spec in study.optimizers.items():
-                path = out / LR_RANGE / ds.name / bb.replace(":", "_") / f"{opt.replace(':', '_')}.json"
+                path = folder.lr_range_path(ds.name, bb, opt)
                 if path.exists():
                     result = read_json(path)
                 else:
@@ -176,7 +75,7 @@ def auto_grids(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDatase
                     raise InputError(f"LR range test failed: {err}", file=path, field=f"optimizers.{opt}") from None
                 summary["|".join((ds.name, bb, opt))] = {
                     "grid": grids[ds.name, bb, opt], **{k: result[k] for k in ("lr_steepest", "lr_min_loss", "lr_diverged")}}
-    write_json(out / LR_RANGE / "grids.json", summary)
+    write_json(folder.lr_grids_path, summary)
     return grids
 
 
@@ -189,18 +88,20 @@ def run_study(study: StudyConfig, out: str | Path, executor: str = "local", work
     inputs = fingerprint({k: v for d in datasets.values() for k, v in dataset_files(d).items()})
     from optbench.featcache import cache_in
 
-    with claimed_folder(out, keep=(STUDY_JSON, "trials", LR_RANGE), field="out"), cache_in(out / "cache"):
+    folder = StudyDir(out)
+    with claimed_folder(out, keep=StudyDir.KEEP, field="out"), cache_in(folder.cache_dir):
         remove_stale_temporaries(out)
         index = _run_locked(study, out, datasets, inputs, executor, workers, address, report)
     n_done = sum(r.get("status") == "completed" for r in index["results"])
     if n_done == 0:
-        raise StudyFailed(f"no trial of {len(index['trials'])} completed (see {out / 'report.md'} and trials/*/crash.json)")
+        raise StudyFailed(f"no trial of {len(index['trials'])} completed (see {folder.report_md} and "
+                          f"{StudyDir.TRIALS}/*/{RunDir.CRASH})")
     index.pop("results")
     return index
 
 
 def _run_locked(study, out, datasets, inputs, executor, workers, address, report) -> dict:
-    old = out / STUDY_JSON
+    old = StudyDir(out).index_path
     if old.exists():
         before = read_json(old)
         if before.get("study_hash") not in (None, study.hash()):
@@ -208,7 +109,7 @@ def _run_locked(study, out, datasets, inputs, executor, workers, address, report
         check_same_inputs(before.get("inputs"), inputs, out, "choose another --out for the new data")
     grids = auto_grids(study, out, datasets) if study.lr_grid == "auto" else None
     trials = expand(study, out, datasets, grids)
-    write_yaml(out / "study.yaml", study.model_dump(mode="json"))
+    write_yaml(StudyDir(out).config_path, study.model_dump(mode="json"))
     index = {"study_hash": study.hash(), "name": study.name, "reference_optimizer": study.reference_optimizer,
              "inputs": inputs,
              "provenance": _provenance(study, trials),

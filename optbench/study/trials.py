@@ -9,9 +9,10 @@ from pathlib import Path
 from optbench.config import FinetuneConfig
 from optbench.errors import InputError
 from optbench.evaluate import tag_of
+from optbench.layout import StudyDir
 from optbench.study.config import DatasetSpec, StudyConfig
 
-TRIALS_DIR = "trials"
+TRIALS_DIR = StudyDir.TRIALS
 
 
 @dataclass
@@ -105,6 +106,6 @@ def expand(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset],
                             **study.finetune,
                         }
                         cfg = FinetuneConfig.validated(data, f"study dataset '{ds.name}'")
-                        cfg = cfg.model_copy(update={"out": out / TRIALS_DIR / cfg.hash()})
+                        cfg = cfg.model_copy(update={"out": StudyDir(out).trial(cfg.hash()).path})
                         trials.append(Trial(ds.name, ds.regime, backbone, opt, lr, seed, cfg))
     return trials

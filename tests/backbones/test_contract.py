@@ -239,14 +239,15 @@ def _numbers(result: dict) -> dict:
 def test_finetune_is_deterministic_and_resumes_after_a_crash(spec, si_train, tmp_path, monkeypatch):
     """A run that crashed after step 2 resumes to exactly the numbers of an uninterrupted run with the
     same seed (so the loop is deterministic and its checkpoints complete) and trains the model."""
-    import optbench.train as train
+    import optbench.run.loop as loop
+    from optbench.run import finetune
 
-    straight = train.finetune(_run_config(spec, si_train, tmp_path / "a"))
+    straight = finetune(_run_config(spec, si_train, tmp_path / "a"))
     assert straight["status"] == "completed" and straight["steps"] == 4
     first = straight["metrics"]["zero_shot"]["train"]["forces_mae"]
     assert straight["metrics"]["final"]["train"]["forces_mae"] < first
 
-    real, calls = train.compute_loss, {"n": 0}
+    real, calls = loop.compute_loss, {"n": 0}
 
     def crash_at_step_3(*args, **kwargs):
         calls["n"] += 1
@@ -254,12 +255,12 @@ def test_finetune_is_deterministic_and_resumes_after_a_crash(spec, si_train, tmp
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train, "compute_loss", crash_at_step_3)
+    monkeypatch.setattr(loop, "compute_loss", crash_at_step_3)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train.finetune(_run_config(spec, si_train, tmp_path / "c"))
-    monkeypatch.setattr(train, "compute_loss", real)
+        finetune(_run_config(spec, si_train, tmp_path / "c"))
+    monkeypatch.setattr(loop, "compute_loss", real)
     assert not (tmp_path / "c" / "results.json").exists()
-    resumed = train.finetune(_run_config(spec, si_train, tmp_path / "c"))
+    resumed = finetune(_run_config(spec, si_train, tmp_path / "c"))
     assert _numbers(resumed) == _numbers(straight)
     # the fine-tuned model reloads with identical predictions
     bb = load_backbone(tmp_path / "c")

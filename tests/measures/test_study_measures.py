@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from optbench.io import read_json
+from optbench.report.aggregate import StudyData, holm
 from optbench.report.build import recommendations
 from optbench.study import load_study, run_study
-from optbench.study.aggregate import StudyData, holm
 from optbench.study.lr_range import landmarks, lr_grid
 
 from .data import rattled_ethanol

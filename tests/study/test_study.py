@@ -120,7 +120,7 @@ def test_nested_field_error_points_at_its_line(study_files, tmp_path, capsys):
 def test_seed_statistics_against_hand_computation():
     from scipy import stats
 
-    from optbench.study.aggregate import mean_ci
+    from optbench.report.aggregate import mean_ci
 
     values = [1.0, 2.0, 4.0]
     ci = mean_ci(values)

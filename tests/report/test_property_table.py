@@ -1,6 +1,6 @@
 from optbench.properties import MD
+from optbench.report.aggregate import flatten
 from optbench.report.build import property_cell, property_columns
-from optbench.study.aggregate import flatten
 
 
 def test_unresolved_property_differences_are_not_ranked():

@@ -16,7 +16,7 @@ from optbench.e0 import apply_e0, parse_e0
 from optbench.errors import InputError
 from optbench.evaluate import evaluate_model, predict_set
 from optbench.loss import FeaturizedSet
-from optbench.train import finetune
+from optbench.run import finetune
 
 # PBE/def2-SVP energies of isolated H, C, O atoms (eV), the kind of values MACE users put in E0s.
 ISOLATED = {"H": -13.568422383046626, "C": -1025.2770951782686, "O": -2035.5709809589698}

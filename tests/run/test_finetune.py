@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from optbench.config import FinetuneConfig
-from optbench.train import finetune
+from optbench.run import finetune
 
 
 def _numbers(result: dict) -> dict:

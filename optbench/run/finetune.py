@@ -1,0 +1,129 @@
+"""`finetune(config)`: one fine-tuning run from its inputs to RUN_DIR/results.json.
+
+Reads and checks every input before writing anything, refits the per-element reference energies,
+trains with checkpoints (resumable after a kill), stops a diverging run cleanly, optionally refines
+with L-BFGS, and writes the results. Each job is its own module of `optbench.run`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from optbench.config import FinetuneConfig
+from optbench.e0 import apply_e0, describe_e0
+from optbench.featcache import remember_predictions
+from optbench.io import write_json, write_yaml
+from optbench.layout import RunDir
+from optbench.optim import get_spec
+from optbench.phases import Phases
+from optbench.provenance import log, log_run_start, provenance, run_log
+from optbench.run import checkpoint, results
+from optbench.run.checkpoint import TrainState
+from optbench.run.inputs import RunInputs, featurize
+from optbench.run.loop import TrainingLoop
+from optbench.run.refine import refine
+from optbench.run_folder import RunFolder
+
+
+class FinetuneRun:
+    """One fine-tuning run: its config, checked inputs and folder; `run()` does the work."""
+
+    def __init__(self, config: FinetuneConfig, named_keys: set[str] | None = None):
+        self.phases = Phases()  # results.json's phases_s: read, featurize, setup, evaluate, train, refine, total
+        self.config = config
+        self.dir = RunDir(config.out)
+        self.spec = get_spec(config.optimizer)
+        self.inputs = RunInputs.read(config, named_keys)  # reading, checks, model load
+        self.backbone = self.inputs.backbone
+        self.folder = RunFolder(self.dir.path, config)
+        self.phases.add("read", time.perf_counter() - self.phases.started)
+
+    def prepare(self) -> TrainingLoop:
+        """Split and featurize the sets, build the optimizer: the loop, ready for `step()` or `train()`."""
+        t0 = time.perf_counter()
+        torch.manual_seed(self.config.seed)
+        sets = featurize(self.inputs, self.config)
+        t1 = time.perf_counter()
+        self.phases.add("featurize", t1 - t0)
+        loop = TrainingLoop(self.config, self.backbone, sets, self.spec.supports_schedule)
+        self.phases.add("setup", time.perf_counter() - t1)  # optimizer (its first build imports torch._dynamo)
+        return loop
+
+    def run(self, restart: bool = False) -> dict:
+        cfg, run = self.config, self.dir
+        self.folder.open(restart)
+        done = run.results()
+        if done is not None and done.get("config_hash") == cfg.hash():
+            log.info(f"{run.results_path} holds this run, finished: nothing to do")
+            return run.results()
+        loop = self.prepare()
+        write_yaml(run.config_path, {**cfg.to_yaml_dict(), "inputs": self.folder.inputs})
+        zero, state = self._start(loop)
+        with self.phases("train"):  # the training loop with its validations and checkpoints
+            state = loop.train(state, run)
+        loop.deliverable_weights()
+        with self.phases("evaluate"):
+            metrics = {"zero_shot": zero["metrics"], "final": loop.evaluate()}
+        checkpoint.save(loop, run, "final", state)
+        result = results.record(cfg, loop, state, zero, metrics, self.folder.inputs, self.inputs.label_coverage,
+                                self.provenance)
+        if cfg.refine and not state.diverged:
+            self._refine(loop, state, result, metrics)
+        result["metrics"] = metrics
+        self.backbone.save(run.model_dir)
+        result["phases_s"] = self.phases.as_dict()
+        write_json(run.results_path, result)
+        log.info(f"{result['status']} after {state.step} steps, {result['wall_time_s']:.1f} s wall time -> {run.results_path}")
+        return result
+
+    def _start(self, loop: TrainingLoop) -> tuple[dict, TrainState]:
+        """(zero-shot record, loop state): read back when resuming, else the E0 refit, the zero-shot
+        evaluation and the start checkpoint."""
+        cfg, run = self.config, self.dir
+        if run.checkpoint("last").exists():
+            zero = run.zero_shot()
+            state = checkpoint.resume(loop, self.folder, run)
+            self._log_start(loop, state.step)
+            return zero, state
+        self._log_start(loop, None)
+        # the E0 refit's prediction pass and the zero-shot evaluation: the same in every run on these files
+        with self.phases("evaluate"), remember_predictions():
+            e0 = apply_e0(cfg.e0, self.backbone, loop.train_set, self.inputs.isolated_frames, cfg.train, cfg.eval_batch_size)
+            log.info(describe_e0(e0))
+            zero = {"e0": e0, "metrics": loop.evaluate()}
+        write_json(run.zero_shot_path, zero)
+        run.start_metrics()
+        checkpoint.save(loop, run, "start", optimizer_state=False)
+        return zero, TrainState()
+
+    def _refine(self, loop: TrainingLoop, state: TrainState, result: dict, metrics: dict) -> None:
+        t0 = time.perf_counter()
+        refined = refine(loop)
+        refined["wall_time_s"] = time.perf_counter() - t0
+        self.phases.add("refine", refined["wall_time_s"])
+        result["refine"] = refined
+        result["wall_time_s"] += refined["wall_time_s"]
+        with self.phases("evaluate"):
+            metrics["refined"] = loop.evaluate()
+        checkpoint.save(loop, self.dir, "refined", state)
+
+    def _log_start(self, loop: TrainingLoop, resumed_step: int | None) -> None:
+        self.provenance = provenance(self.config.device, [self.backbone.name])
+        log_run_start(self.config, self.provenance, len(loop.train_set), len(loop.valid) if loop.valid else 0,
+                      loop.steps_per_epoch, loop.total_steps, resumed_step)
+
+
+def finetune(config: FinetuneConfig | dict, *, restart: bool = False, named_keys: set[str] | None = None) -> dict:
+    """Fine-tune `config.model` and return the results (also written to RUN_DIR/results.json).
+
+    Every input is read and checked before the run folder is created; the folder is locked
+    while the run works in it. `restart` discards a previous run there; `named_keys` are the
+    label kinds whose key the user named (default: those not at their default name).
+    """
+    if isinstance(config, dict):
+        config = FinetuneConfig.validated(config)
+    run = FinetuneRun(config, named_keys)  # reads and checks every input before the folder is claimed
+    with run.folder.claimed(), run_log(config.out):
+        return run.run(restart)

@@ -1,0 +1,166 @@
+"""The training loop: one loop for every backbone and every optimizer.
+
+`TrainingLoop.step(batch)` is one optimizer step (the closure, gradient clipping); `train()` runs
+steps in seeded epoch order with validation, early stopping, checkpoints and a clean stop on
+divergence (the last good weights and optimizer state restored).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from optbench.config import FinetuneConfig
+from optbench.evaluate import evaluate_sets
+from optbench.layout import RunDir
+from optbench.loss import compute_loss
+from optbench.optim import build_optimizer, set_mode
+from optbench.provenance import log
+from optbench.rollback import Rollback
+from optbench.run import checkpoint
+from optbench.run.checkpoint import TrainState
+from optbench.run.inputs import RunSets
+from optbench.run.results import valid_loss
+from optbench.run.schedule import EMA, scheduler
+
+
+class TrainingLoop:
+    """The model, its featurized sets, the optimizer with its schedule and EMA, and the loop over them."""
+
+    def __init__(self, config: FinetuneConfig, backbone, sets: RunSets, supports_schedule: bool = True):
+        self.config, self.backbone = config, backbone
+        self.train_set, self.valid, self.sets, self.tags = sets.train, sets.valid, sets.sets, sets.tags
+        self.params = backbone.parameters()
+        self.steps_per_epoch = math.ceil(len(self.train_set) / config.batch_size)
+        limits = [s for s in (config.max_steps, config.epochs and config.epochs * self.steps_per_epoch) if s is not None]
+        self.total_steps = min(limits) if limits else self.steps_per_epoch
+        self.optimizer = build_optimizer(config.optimizer, self.params, config.lr, config.weight_decay, **config.optimizer_kwargs)
+        self.scheduler = None
+        if supports_schedule:
+            self.scheduler = scheduler(self.optimizer, config.schedule, config.warmup_steps, self.total_steps)
+        self.ema = EMA(self.params, config.ema_decay) if config.ema_decay > 0 else None
+        self.best_state = None  # under early stopping: the eval weights that scored best
+        self.diverged_at: int | None = None
+
+    def evaluate(self, names=None) -> dict:
+        """Metrics of the named sets (default: all) with the weights now in the model."""
+        names = list(self.sets) if names is None else names
+        return evaluate_sets(self.backbone, {n: self.sets[n] for n in names}, self.config.eval_batch_size, self.tags)
+
+    def step(self, batch) -> tuple[float, dict, float]:
+        """One optimizer step on `batch`: (loss, loss parts, gradient norm before clipping)."""
+        clip = self.config.clip_grad or math.inf
+        info = {}
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, parts = compute_loss(self.backbone, batch, self.config.loss_weights)
+            loss.backward(inputs=self.params)  # no gradients for positions or other leaves
+            info["parts"] = parts
+            info["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+            return loss
+
+        try:
+            loss = self.optimizer.step(closure)
+        except Exception as err:  # the optimizer's own code (a user optimizer, usually)
+            from optbench.errors import OptimizerError
+
+            raise OptimizerError(f"optimizer '{self.config.optimizer}' raised in a step "
+                                 f"({type(err).__name__}: {' '.join(str(err).split())})") from err
+        return float(loss), info["parts"], info["grad_norm"]
+
+    def train(self, state: TrainState, run: RunDir) -> TrainState:
+        """Steps from `state` to the end (or early stop / divergence); metrics and checkpoints go to `run`."""
+        cfg = self.config
+        t0 = time.perf_counter() - state.elapsed_s
+        bar = tqdm(total=self.total_steps, initial=state.step, desc=f"{cfg.optimizer} lr={cfg.lr:g}", unit="step", disable=None, leave=False)
+        order, order_epoch = None, -1
+        self.backbone.model.train()
+        rollback = Rollback(self.params, self.optimizer, self.scheduler, self.ema)
+        while state.step < self.total_steps:
+            epoch, k = divmod(state.step, self.steps_per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.train_set)), epoch
+            batch = self.train_set.batch(order[k * cfg.batch_size : (k + 1) * cfg.batch_size])
+            rollback.before_step(state.step)
+            loss, parts, gnorm = self.step(batch)
+            if state.first_loss is None:
+                state.first_loss = loss
+            bad = not (math.isfinite(loss) and math.isfinite(gnorm))
+            if bad or loss > cfg.divergence_factor * max(state.first_loss, 1e-8):
+                state.diverged, self.diverged_at = True, state.step + 1
+                state.step = rollback.restore_last_good()
+                log.warning(f"diverged at step {self.diverged_at} (loss {loss:.3g}); restored the last good state "
+                            f"(after step {state.step}: weights and optimizer state)")
+                break
+            lr = self.optimizer.param_groups[0]["lr"]
+            if self.scheduler:
+                self.scheduler.step()
+            if self.ema:
+                self.ema.update()
+            state.step += 1
+            state.elapsed_s = time.perf_counter() - t0
+            run.append_metrics({"step": state.step, "epoch": epoch, "loss": loss, **{f"loss_{k}": float(v) for k, v in parts.items()},
+                                "lr": lr, "grad_norm": gnorm, "elapsed_s": state.elapsed_s})
+            state.metrics_lines += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}")
+            if self._after_step(state, run, t0):
+                break
+        bar.close()
+        state.elapsed_s = time.perf_counter() - t0
+        return state
+
+    def _after_step(self, state: TrainState, run: RunDir, t0: float) -> bool:
+        """Validation, early stopping, checkpoints and the time limit after a step; True: stop."""
+        cfg = self.config
+        due = state.step % cfg.eval_every == 0 or state.step == self.total_steps
+        if self.valid is not None and due and self.validate(state, run):
+            state.stopped_early = True
+        if state.step == self.total_steps // 2:
+            checkpoint.save(self, run, "mid", state)
+        if state.step % cfg.checkpoint_every == 0 or state.step == self.total_steps or state.stopped_early:
+            state.elapsed_s = time.perf_counter() - t0
+            checkpoint.save(self, run, "last", state)
+        if cfg.max_time_s is not None and state.elapsed_s >= cfg.max_time_s:
+            state.stopped_early = True
+            checkpoint.save(self, run, "last", state)
+        return state.stopped_early
+
+    def eval_weights(self, on: bool) -> None:
+        """Switch to the weights to evaluate (ScheduleFree's x, the EMA average) and back."""
+        set_mode(self.optimizer, train=not on)
+        if self.ema:
+            self.ema.swap()
+
+    def deliverable_weights(self) -> None:
+        """Put the weights to report in the model: the eval weights (ScheduleFree's x / the EMA
+        average) now, or, under early stopping, exactly the eval weights that scored best.
+
+        The best state was saved *as* eval weights, so it is loaded after switching to eval mode,
+        never transformed a second time.
+        """
+        self.eval_weights(True)
+        if self.config.patience and self.best_state is not None:
+            self.backbone.model.load_state_dict(self.best_state)
+
+    def validate(self, state: TrainState, run: RunDir) -> bool:
+        """Evaluate on the validation split; True when early stopping says stop."""
+        self.eval_weights(True)
+        block = self.evaluate(["valid"])["valid"]
+        vloss = valid_loss(block, self.config)
+        if vloss < state.best_valid:
+            state.best_valid, state.best_step, state.evals_since_best = vloss, state.step, 0
+            if self.config.patience:
+                self.best_state = {k: v.detach().clone() for k, v in self.backbone.model.state_dict().items()}
+        else:
+            state.evals_since_best += 1
+        self.eval_weights(False)
+        run.append_metrics({"step": state.step, "valid_loss": vloss, "valid_energy_mae": block["energy_mae"],
+                            "valid_forces_mae": block["forces_mae"], "elapsed_s": state.elapsed_s})
+        state.metrics_lines += 1
+        return bool(self.config.patience and state.evals_since_best >= self.config.patience)
