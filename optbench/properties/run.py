@@ -8,7 +8,7 @@ from typing import Any
 from ase import Atoms
 
 from optbench.errors import InputError
-from optbench.io import check_writable_dir, read_json, to_jsonable, write_json
+from optbench.io import check_writable_dir, read_json, to_jsonable, write_artefacts, write_json
 
 
 def read_structure(path: str | Path) -> Atoms:
@@ -86,7 +86,8 @@ def reference_calculator(manifest: dict, dataset: str | Path):
 def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
                  device: str = "cpu", settings: dict | None = None) -> dict[str, Any]:
     """Compute property `name` of `structure` with `model` ("reference", "chgnet", RUN_DIR, ...),
-    write OUT/NAME.json (plus figures) with "error_vs_reference" (dict or None), and return it.
+    write OUT/NAME.json with "error_vs_reference" (dict or None) and the property's artefacts
+    (figures, band.yaml) beside it, and return the result.
 
     Settings come from the dataset's reference entry when there is one, so model and reference
     are computed identically; otherwise the property's defaults. `settings` replace single entries
@@ -113,12 +114,19 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
 
         calculator = load_calculator(model, device)
     base = reference.get("settings") if isinstance(reference, dict) else None
+    if base is not None:
+        try:
+            get_property(name, base)
+        except InputError as err:
+            raise InputError(f"bad settings in the reference value ({err})", file=Path(dataset) / "manifest.json",
+                             field=f"reference_properties.{entry}.{name}.settings") from None
     try:
         prop = get_property(name, {**(base or {}), **(settings or {})})
-    except (InputError, TypeError) as err:
-        raise InputError(f"bad settings in the reference value ({err})", file=Path(dataset) / "manifest.json",
-                         field=f"reference_properties.{entry}.{name}.settings") from None
-    result = to_jsonable(prop.calc(atoms, calculator, out=out_dir))
+    except InputError as err:
+        raise InputError(f"bad {name} settings ({err})", field="settings") from None
+    raw, artefacts = prop.calc_with_artefacts(atoms, calculator)
+    write_artefacts(out_dir, artefacts)
+    result = to_jsonable(raw)
     result = {
         "property": name,
         "model": str(model),
