@@ -116,7 +116,7 @@ def run_curvature(
     check_writable_dir(out)
     try:
         weights = LossWeights(**(config.get("loss_weights") or {}))
-    except Exception as err:
+    except (TypeError, ValueError) as err:  # pydantic's ValidationError is a ValueError
         raise InputError(f"bad loss weights ({err})", file=run_dir / "config.yaml", field="loss_weights") from None
     opts = {
         "k": k, "n_iter": n_iter if n_iter is not None else 2 * k + 10,
