@@ -1,7 +1,7 @@
 """Run trials sequentially, in a local process pool, or on Ray; each result written atomically.
 
 A trial whose run folder already holds results.json is finished and skipped; a trial that
-raises is recorded (crash.json) and the study goes on.
+raises is recorded (crash.json, its traceback in error.txt) and the study goes on.
 
 On Ray, a trial runs in a scratch folder of the node that runs it and its run folder comes back
 to the driver through Ray (no shared disk is assumed); it asks Ray for `threads` CPUs and, when
@@ -21,7 +21,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from optbench.io import read_json, write_json
+from optbench.io import read_json, write_json, write_text
+
+ERROR_TXT = "error.txt"  # full traceback of a trial that crashed, beside crash.json
 
 
 def run_trial_shipped(config_json: dict, threads: int | None = None) -> tuple[dict, bytes]:
@@ -79,14 +81,14 @@ def run_trial(config_json: dict, threads: int | None = None) -> dict:
     t0 = time.perf_counter()
     try:
         result = finetune(cfg)
-    except Exception as err:  # recorded, the study goes on
+    except Exception as err:  # recorded with its traceback (crash.json, error.txt), the study goes on
         record = {"status": "crashed", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
-                  "wall_time_s": time.perf_counter() - t0, "config_hash": cfg.hash()}
+                  "wall_time_s": time.perf_counter() - t0, "config_hash": cfg.hash(), "error_file": ERROR_TXT}
+        write_text(Path(cfg.out) / ERROR_TXT, record["traceback"])
         write_json(Path(cfg.out) / "crash.json", record)
         return record
-    crash = Path(cfg.out) / "crash.json"
-    if crash.exists():
-        crash.unlink()
+    for stale in ("crash.json", ERROR_TXT):
+        (Path(cfg.out) / stale).unlink(missing_ok=True)
     return result
 
 

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from optbench.errors import InputError, StudyFailed
 from optbench.identity import check_same_inputs, fingerprint
-from optbench.io import read_json, write_json, write_yaml
+from optbench.io import read_json, write_json, write_text, write_yaml
 from optbench.lock import claimed_folder, remove_stale_temporaries
 from optbench.study.config import StudyConfig
 from optbench.study.executors import execute
@@ -128,8 +128,17 @@ def _property(name: str, model: str, ds: ResolvedDataset, struct: str, out: Path
     try:
         return run_property(name, model=model, structure=str(path), dataset=str(ds.folder), out=str(out),
                             settings=ds.property_settings.get(name))
-    except Exception as err:  # a failed property is recorded, the study goes on
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    except Exception as err:  # a failed property is recorded with its traceback, the study goes on
+        return _failure(err, out / f"{name}.error.txt")
+
+
+def _failure(err: Exception, error_file: Path) -> dict:
+    """The record of a failed analysis; its full traceback goes to `error_file`, which the record names
+    (relative to the folder of the record)."""
+    import traceback
+
+    write_text(error_file, "".join(traceback.format_exception(err)))
+    return {"status": "failed", "error": f"{type(err).__name__}: {err}", "error_file": error_file.name}
 
 
 def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyConfig, out: Path) -> dict:
@@ -140,8 +149,8 @@ def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyC
                              n_structures=study.curvature.n_structures, k=study.curvature.k,
                              gauss_newton=False, seed=0, out=str(out), n_iter=study.curvature.n_iter,
                              n_probes=study.curvature.n_probes, n_slq=study.curvature.n_slq, progress=False)
-    except Exception as err:
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    except Exception as err:  # recorded with its traceback, the study goes on
+        return _failure(err, out / "error.txt")
 
 
 def _provenance(study: StudyConfig, trials) -> dict:
@@ -192,9 +201,11 @@ def run_study(study: StudyConfig, out: str | Path, executor: str = "local", work
     with claimed_folder(out, keep=(STUDY_JSON, "trials", LR_RANGE), field="out"), cache_in(out / "cache"):
         remove_stale_temporaries(out)
         index = _run_locked(study, out, datasets, inputs, executor, workers, address, report)
-    n_done = sum(r.get("status") == "completed" for r in index["results"])
-    if n_done == 0:
-        raise StudyFailed(f"no trial of {len(index['trials'])} completed (see {out / 'report.md'} and trials/*/crash.json)")
+    statuses = [r.get("status") for r in index["results"]]
+    if "completed" not in statuses:
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+        raise StudyFailed(f"no trial of {len(statuses)} completed ({counts}); see {out / 'report.md'}"
+                          + ("; tracebacks in trials/*/error.txt" if "crashed" in statuses else ""))
     index.pop("results")
     return index
 
