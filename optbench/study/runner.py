@@ -23,16 +23,21 @@ LR_RANGE = "lr_range"
 
 
 def valid_loss(result: dict | None) -> float:
-    """Selection score of a trial: the weighted validation loss its run recorded (inf when diverged/crashed)."""
+    """Selection score of a trial: the weighted validation loss its run recorded (inf when diverged/crashed
+    or not a finite number)."""
     if not result or result.get("status") != "completed" or result.get("valid_loss") is None:
         return math.inf
-    return float(result["valid_loss"])
+    loss = float(result["valid_loss"])
+    return loss if math.isfinite(loss) else math.inf
 
 
 def select_lrs(trials: list[Trial], results: list[dict]) -> dict[tuple, float]:
-    """Per (dataset, backbone, optimizer): the LR with the best mean validation loss over seeds."""
+    """Per (dataset, backbone, optimizer): the LR with the best mean validation loss over seeds.
+
+    A seed that did not complete scores inf, so an LR is chosen only if all its seeds completed,
+    unless none did anywhere in the grid; ties go to the smaller LR."""
     scores: dict[tuple, dict[float, list[float]]] = {}
-    for t, r in zip(trials, results):
+    for t, r in zip(trials, results, strict=True):
         scores.setdefault((t.dataset, t.backbone, t.optimizer), {}).setdefault(t.lr, []).append(valid_loss(r))
     chosen = {}
     for key, by_lr in scores.items():
