@@ -10,7 +10,14 @@ from ase.build import bulk
 from pydantic import ValidationError
 
 from optbench.data.io import Frame
-from optbench.loss import GPA_PER_EV_A3, FeaturizedSet, LossWeights, compute_loss, loss_from_metrics, weighted_loss
+from optbench.loss import (
+    GPA_PER_EV_A3,
+    FeaturizedSet,
+    LossWeights,
+    compute_loss,
+    loss_from_metrics,
+    weighted_loss,
+)
 
 DE_PER_ATOM, DF, DS_GPA = 0.1, 0.2, 1.0  # eV/atom, eV/Å, GPa
 
