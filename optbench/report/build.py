@@ -179,7 +179,8 @@ def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
         paired = data.paired(f"final.{next(iter(data.test_sets(ds)), 'valid')}.forces_mae", ds)
         if paired:
             tables.append((f"{ds}: paired difference of the first test set's force MAE vs {data.reference} (meV/Å)",
-                           ["optimizer", "mean diff", "95% CI", "seeds", "p (paired t)", "p (Holm)", "significant (Holm 5%)"],
+                           ["optimizer", "mean diff (meV/Å)", "95% CI (meV/Å)", "seeds", "p (paired t)", "p (Holm)",
+                            "significant (Holm 5%)"],
                            [[p["optimizer"], "–" if p["mean_diff"] is None else f"{p['mean_diff']:+.1f}",
                              "–" if p["ci"] is None else f"±{p['ci']:.1f}", str(p["n"]),
                              "–" if p["p_value"] is None else f"{p['p_value']:.3f}",
@@ -189,7 +190,7 @@ def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
         if ttt:
             tables.append((f"{ds}: time to {data.reference}'s best validation force MAE of the same seed "
                            "(mean ± 95% CI over the seeds that reach it)",
-                           ["optimizer", "target (meV/Å)", "seeds reaching it", "steps", "seconds"],
+                           ["optimizer", "target (meV/Å)", "seeds reaching it", "steps", "wall time (s)"],
                            [[t["optimizer"], _fmt(t["target_meV_A"]), f"{t['n_reached']} of {t['n_seeds']}",
                              _fmt(t["steps"], 0) if t["n_reached"] else "not reached",
                              _fmt(t["seconds"], 1) if t["n_reached"] else "–"] for t in ttt]))
