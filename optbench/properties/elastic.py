@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,7 @@ class Elastic(Property):
 
     def validate(self) -> None:
         for label, strains in (("normal_strains", self.normal_strains), ("shear_strains", self.shear_strains)):
-            require(all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in strains), label,
+            require(all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in strains), label,
                     f"strains must be numbers, got {list(strains)}")
             require(len(set(strains)) >= 2, label, f"need at least two distinct strain values, got {list(strains)}")
         require(self.fmax > 0, "fmax", f"must be > 0 eV/Å, got {self.fmax}")
