@@ -83,6 +83,24 @@ def reference_calculator(manifest: dict, dataset: str | Path):
     return make_calculator(manifest["reference"])
 
 
+def property_object(name: str, reference: dict | None, settings: dict | None, dataset, entry: str | None):
+    """The property object with the reference value's settings, `settings` replacing single entries;
+    InputError naming the manifest field when the reference's own settings are bad."""
+    from optbench.properties import get_property
+
+    base = reference.get("settings") if isinstance(reference, dict) else None
+    if base is not None:
+        try:
+            get_property(name, base)
+        except InputError as err:
+            raise InputError(f"bad settings in the reference value ({err})", file=Path(dataset) / "manifest.json",
+                             field=f"reference_properties.{entry}.{name}.settings") from None
+    try:
+        return get_property(name, {**(base or {}), **(settings or {})})
+    except InputError as err:
+        raise InputError(f"bad {name} settings ({err})", field="settings") from None
+
+
 def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
                  device: str = "cpu", settings: dict | None = None) -> dict[str, Any]:
     """Compute property `name` of `structure` with `model` ("reference", "chgnet", RUN_DIR, ...),
@@ -93,7 +111,7 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
     are computed identically; otherwise the property's defaults. `settings` replace single entries
     (e.g. a shorter MD run a study can afford: its statistical errors grow, its nulls say why).
     """
-    from optbench.properties import PROPERTIES, get_property
+    from optbench.properties import PROPERTIES
 
     if name not in PROPERTIES:
         raise InputError(f"unknown property '{name}' (known: {', '.join(PROPERTIES)})", field="property")
@@ -105,6 +123,7 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
         entry = match_structure(manifest, dataset, structure, atoms)
         refs = (manifest.get("reference_properties") or {}).get(entry or "", {}) or {}
         reference = refs.get(name)
+    prop = property_object(name, reference, settings, dataset, entry)  # bad settings fail before any loading
     if model == "reference":
         if manifest is None:
             raise InputError("--model reference needs --dataset (its manifest names the reference method)", field="dataset")
@@ -113,17 +132,6 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
         from optbench.backbones import load_calculator
 
         calculator = load_calculator(model, device)
-    base = reference.get("settings") if isinstance(reference, dict) else None
-    if base is not None:
-        try:
-            get_property(name, base)
-        except InputError as err:
-            raise InputError(f"bad settings in the reference value ({err})", file=Path(dataset) / "manifest.json",
-                             field=f"reference_properties.{entry}.{name}.settings") from None
-    try:
-        prop = get_property(name, {**(base or {}), **(settings or {})})
-    except InputError as err:
-        raise InputError(f"bad {name} settings ({err})", field="settings") from None
     raw, artefacts = prop.calc_with_artefacts(atoms, calculator)
     write_artefacts(out_dir, artefacts)
     result = to_jsonable(raw)

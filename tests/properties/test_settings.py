@@ -86,3 +86,15 @@ def test_write_artefacts_refuses_what_it_cannot_write(tmp_path):
     assert (tmp_path / "a.txt").read_text() == "text" and (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
     with pytest.raises(TypeError, match="c.json"):
         write_artefacts(tmp_path, {"c.json": {"x": 1}})
+
+
+def test_run_property_refuses_bad_settings_before_loading_any_model(tmp_path):
+    from ase.io import write
+
+    from optbench.properties import run_property
+
+    write(tmp_path / "cu.xyz", bulk("Cu", "fcc", a=3.6))
+    with pytest.raises(InputError, match="n_points") as err:  # not "unknown model": the settings fail first
+        run_property("eos", model="no-such-model", structure=str(tmp_path / "cu.xyz"), out=str(tmp_path / "o"),
+                     settings={"n_points": 3})
+    assert err.value.field == "settings" and not (tmp_path / "o" / "eos.json").exists()
