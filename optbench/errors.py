@@ -33,7 +33,7 @@ class OptbenchError(RuntimeError):
 
 
 class BackboneError(OptbenchError):
-    """A backbone failed while loading or predicting on valid input."""
+    """A backbone or a reference calculator (pyscf, GPAW) failed while loading or computing on valid input."""
 
 
 class OptimizerError(OptbenchError):

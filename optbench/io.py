@@ -79,6 +79,35 @@ def write_text(path: str | Path, text: str) -> Path:
     return _atomic(path, lambda fh: fh.write(text))
 
 
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    return _atomic(path, lambda fh: fh.write(data), mode="wb")
+
+
+def write_figure(path: str | Path, fig) -> Path:
+    """A matplotlib Figure as PNG (150 dpi, tight box)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
+    return write_bytes(path, buf.getvalue())
+
+
+def write_artefacts(folder: str | Path, artefacts: dict[str, Any]) -> list[Path]:
+    """Write each named artefact of a property under `folder`: a Figure as PNG, text, or bytes."""
+    paths = []
+    for name, value in artefacts.items():
+        path = Path(folder) / name
+        if isinstance(value, str):
+            paths.append(write_text(path, value))
+        elif isinstance(value, bytes):
+            paths.append(write_bytes(path, value))
+        elif hasattr(value, "savefig"):
+            paths.append(write_figure(path, value))
+        else:
+            raise TypeError(f"artefact '{name}' is a {type(value).__name__}, not a Figure, str or bytes")
+    return paths
+
+
 def torch_save(path: str | Path, obj: Any) -> Path:
     import torch
 

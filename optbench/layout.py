@@ -9,6 +9,7 @@
       results.json   the finished run     lr_range/<dataset>/<backbone>/<optimizer>.json, lr_range/grids.json
       crash.json     a study trial that   cache/, results.csv, report.md, report.html, figures/
                      raised               (<key>: a trial's config hash, or pretrained-<backbone>)
+      error.txt      its full traceback
       log.txt        every log line
 
 Everything else reads and writes these folders through `RunDir` and `StudyDir`.
@@ -42,8 +43,8 @@ class RunDir:
     """One fine-tuning run's folder (`optbench finetune --out RUN_DIR`, or a study's trial)."""
 
     RESULTS, METRICS, CONFIG, ZERO_SHOT = "results.json", "metrics.jsonl", "config.yaml", "zero_shot.json"
-    CHECKPOINTS, MODEL, CRASH = "checkpoints", "model", "crash.json"
-    ENTRIES = (RESULTS, METRICS, CONFIG, ZERO_SHOT, CHECKPOINTS, MODEL, CRASH)  # what a run writes; --restart removes these
+    CHECKPOINTS, MODEL, CRASH, ERROR = "checkpoints", "model", "crash.json", "error.txt"
+    ENTRIES = (RESULTS, METRICS, CONFIG, ZERO_SHOT, CHECKPOINTS, MODEL, CRASH, ERROR)  # --restart removes these
     KEEP = (RESULTS, CHECKPOINTS)  # a folder holding one of these is never removed after an error
 
     def __init__(self, path: str | Path):
@@ -75,6 +76,11 @@ class RunDir:
     @property
     def crash_path(self) -> Path:
         return self.path / self.CRASH
+
+    @property
+    def error_path(self) -> Path:
+        """Full traceback of a study trial that raised (named by crash.json's "error_file")."""
+        return self.path / self.ERROR
 
     @property
     def model_dir(self) -> Path:

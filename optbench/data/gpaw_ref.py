@@ -13,7 +13,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes, kptdensity2monkhorstpack
 from ase.units import GPa
 
-from optbench.errors import InputError
+from optbench.errors import BackboneError, InputError
 
 # Every setting that changes a label; written in full into each manifest.
 GPAW_DEFAULTS = {
@@ -64,7 +64,8 @@ def ensure_setups(symbols, xc: str) -> Path:
             code = "import sys; from gpaw.atom.gpaw_setup import main; sys.argv[0] = 'gpaw-setup'; sys.exit(main())"
             run = subprocess.run([sys.executable, "-c", code, "-f", xc, *missing], cwd=tmp, capture_output=True, text=True)
             if run.returncode != 0:
-                raise RuntimeError(f"gpaw-setup -f {xc} {' '.join(missing)} failed: {run.stderr[-500:]}")
+                tail = " ".join(run.stderr.split())[-300:]
+                raise BackboneError(f"gpaw-setup -f {xc} {' '.join(missing)} failed (exit {run.returncode}): {tail}")
             for s in missing:
                 os.replace(tmp / f"{s}.{xc}", folder / f"{s}.{xc}")
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from optbench.errors import InputError
+from optbench.errors import BackboneError, InputError
 
 XTB_METHODS = ("GFN2-xTB", "GFN1-xTB")
 
@@ -135,6 +135,6 @@ class PySCFCalculator(Calculator):
         mf.grids.level = s["grid_level"]
         energy = mf.kernel()
         if not mf.converged:
-            raise RuntimeError("pyscf SCF did not converge")
+            raise BackboneError(f"pyscf SCF did not converge ({s['xc']}/{s['basis']}, conv_tol {s['conv_tol']:g})")
         grad = mf.nuc_grad_method().kernel()
         self.results = {"energy": energy * Hartree, "free_energy": energy * Hartree, "forces": -grad * Hartree / Bohr}

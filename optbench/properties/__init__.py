@@ -1,7 +1,10 @@
 """Physical properties of any ASE calculator (pretrained, fine-tuned or the reference method).
 
-Each property is a small object: settings in the constructor, `calc(atoms, calculator) -> dict`
-of plain numbers and arrays, and `compare(result, reference) -> dict` of errors.
+Each property is a small object: settings in the constructor (checked there: a bad one is an
+InputError naming the field), `calc(atoms, calculator) -> dict` of plain numbers and arrays,
+`compare(result, reference) -> dict` of errors. `calc` writes no files: `calc_with_artefacts`
+also returns the named files that go with a result (figures, phonopy's band.yaml), and the caller
+writes them (`run_property` with `optbench.io.write_artefacts`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def compare(name: str, result: dict, reference: dict) -> dict:
 
 def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
                  device: str = "cpu", settings: dict | None = None) -> dict:
-    """Compute property `name` of `structure` with `model` on `device`; write OUT/NAME.json (and figures).
+    """Compute property `name` of `structure` with `model` on `device`; write OUT/NAME.json and its artefacts.
     `settings` replace single entries of the reference's settings."""
     from optbench.properties.run import run_property as _run
 

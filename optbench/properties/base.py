@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import numbers
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,12 +18,22 @@ from optbench.errors import InputError
 class Property:
     """One physical property: settings in the constructor, `calc(atoms, calculator) -> dict`.
 
-    Subclasses are dataclasses whose fields are the settings; `calc` returns plain numbers
-    and arrays (JSON-serialisable) and always includes `"settings"`, so a result (for example
-    a reference value in a dataset manifest) says how to recompute it.
+    Subclasses are dataclasses whose fields are the settings, checked when the object is built
+    (a bad one raises InputError naming the field); `calc` returns plain numbers and arrays
+    (JSON-serialisable) and always includes `"settings"`, so a result (for example a reference
+    value in a dataset manifest) says how to recompute it. `calc` never writes files: those a
+    property offers (figures, phonopy's band.yaml) come from `calc_with_artefacts` as named
+    artefacts, and the caller writes them (`optbench.io.write_artefacts`).
     """
 
     name: ClassVar[str] = "property"
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        self.validate()
+
+    def validate(self) -> None:
+        """Range checks of the settings (subclasses); raise InputError naming the field."""
 
     def settings(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -38,12 +48,52 @@ class Property:
             raise InputError(f"unknown {cls.name} setting(s): {', '.join(unknown)}", field="settings")
         return cls(**settings)
 
-    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+    def calc(self, atoms: Atoms, calculator) -> dict[str, Any]:
         raise NotImplementedError
+
+    def artefacts(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Files derived from a result: {file name: matplotlib Figure, str or bytes}; none by default."""
+        return {}
+
+    def calc_with_artefacts(self, atoms: Atoms, calculator) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`calc`'s result and the named files that go with it (for the caller to write)."""
+        result = self.calc(atoms, calculator)
+        return result, self.artefacts(result)
 
     @staticmethod
     def compare(result: dict, reference: dict) -> dict[str, Any]:
         raise NotImplementedError
+
+
+def require(ok: bool, field: str, message: str) -> None:
+    """InputError naming the setting `field` unless `ok`."""
+    if not ok:
+        raise InputError(message, field=field)
+
+
+def check_types(prop: Property) -> None:
+    """Each setting has the kind of its default: bool, whole number, number or sequence (None
+    only where the field allows it; a list from JSON becomes the tuple); InputError naming the
+    first field that does not."""
+    for f in dataclasses.fields(prop):
+        value, default = getattr(prop, f.name), f.default
+        if value is None and (default is None or "None" in str(f.type)):
+            continue
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, (bool, np.bool_)), "true or false"
+        elif isinstance(default, numbers.Integral):
+            ok, kind = isinstance(value, numbers.Integral) and not isinstance(value, bool), "a whole number"
+        elif isinstance(default, numbers.Real):
+            ok, kind = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
+        elif isinstance(default, tuple):
+            ok, kind = isinstance(value, (tuple, list, np.ndarray)), "a list"
+            if ok:
+                setattr(prop, f.name, tuple(value))
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        else:
+            continue
+        require(ok, f.name, f"must be {kind}, got {value!r}")
 
 
 def _plain(value):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import numbers
 from typing import Any
 
 import numpy as np
@@ -11,8 +11,14 @@ from ase import Atoms
 from ase.units import GPa
 from tqdm.auto import tqdm
 
-from optbench.errors import InputError
-from optbench.properties.base import Property, attach, relax, require_periodic_3d, scalar_errors
+from optbench.properties.base import (
+    Property,
+    attach,
+    relax,
+    require,
+    require_periodic_3d,
+    scalar_errors,
+)
 
 # Voigt index -> tensor pair (0=xx, 1=yy, 2=zz, 3=yz, 4=xz, 5=xy)
 _VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
@@ -63,11 +69,16 @@ class Elastic(Property):
     relax_steps: int = 200
     progress: bool = True
 
-    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
-        require_periodic_3d(atoms, "elastic constants need")
+    def validate(self) -> None:
         for label, strains in (("normal_strains", self.normal_strains), ("shear_strains", self.shear_strains)):
-            if len(set(strains)) < 2:
-                raise InputError(f"need at least two distinct strain values, got {list(strains)}", field=label)
+            require(all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in strains), label,
+                    f"strains must be numbers, got {list(strains)}")
+            require(len(set(strains)) >= 2, label, f"need at least two distinct strain values, got {list(strains)}")
+        require(self.fmax > 0, "fmax", f"must be > 0 eV/Å, got {self.fmax}")
+        require(self.relax_steps >= 0, "relax_steps", f"must be >= 0, got {self.relax_steps}")
+
+    def calc(self, atoms: Atoms, calculator) -> dict[str, Any]:
+        require_periodic_3d(atoms, "elastic constants need")
         base = attach(atoms, calculator)
         relax_info = relax(base, cell=self.relax_cell, fmax=self.fmax, steps=self.relax_steps if self.relax_cell or self.relax_ions else 0)
         cell0 = base.get_cell().array.copy()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,14 @@ from ase.eos import EquationOfState
 from ase.units import GPa
 from tqdm.auto import tqdm
 
-from optbench.errors import InputError
-from optbench.properties.base import Property, attach, relax, require_periodic_3d, scalar_errors
+from optbench.properties.base import (
+    Property,
+    attach,
+    relax,
+    require,
+    require_periodic_3d,
+    scalar_errors,
+)
 
 
 @dataclasses.dataclass
@@ -34,10 +39,14 @@ class EOS(Property):
     relax_steps: int = 200
     progress: bool = True
 
-    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+    def validate(self) -> None:
+        require(self.n_points >= 5, "n_points", f"need at least 5 volumes for a 4-parameter fit, got {self.n_points}")
+        require(0 < self.volume_range < 1, "volume_range", f"must be in (0, 1), got {self.volume_range}")
+        require(self.fmax > 0, "fmax", f"must be > 0 eV/Å, got {self.fmax}")
+        require(self.relax_steps >= 0, "relax_steps", f"must be >= 0, got {self.relax_steps}")
+
+    def calc(self, atoms: Atoms, calculator) -> dict[str, Any]:
         require_periodic_3d(atoms, "an equation of state needs")
-        if self.n_points < 5:
-            raise InputError(f"need at least 5 volumes for a 4-parameter fit, got {self.n_points}", field="n_points")
         base = attach(atoms, calculator)
         relax_info = relax(base, cell=self.relax_cell, fmax=self.fmax, steps=self.relax_steps if self.relax_cell else 0)
         cell0 = base.get_cell().array.copy()

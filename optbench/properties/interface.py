@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ from ase import Atoms
 from scipy.ndimage import gaussian_filter1d
 
 from optbench.errors import InputError
-from optbench.properties.base import Property
+from optbench.properties.base import Property, require
 from optbench.properties.dynamics import (
     Equilibration,
     Phase,
@@ -23,6 +22,7 @@ from optbench.properties.dynamics import (
 )
 from optbench.properties.md import (
     AMU_PER_A3_TO_G_PER_CM3,
+    check_run_settings,
     compare_observables,
     diffusion_result,
     production_mask,
@@ -133,6 +133,13 @@ class Interface(Property):
     max_broken_fraction: float | None = 0.1
     progress: bool = True
 
+    def validate(self) -> None:
+        require(self.axis in (0, 1, 2), "axis", f"must be 0, 1 or 2 (x, y, z), got {self.axis}")
+        check_run_settings(self)
+        require(self.bin_width > 0, "bin_width", f"must be > 0 Å, got {self.bin_width}")
+        require(self.smoothing >= 0, "smoothing", f"must be >= 0 Å, got {self.smoothing}")
+        require(self.layer_width > 0, "layer_width", f"must be > 0 Å, got {self.layer_width}")
+
     def _check(self, atoms: Atoms) -> float:
         """Height (Å) of the cell along the normal; InputError when the cell is not a slab cell."""
         if atoms.cell.rank < 3 or not atoms.pbc[[i for i in range(3) if i != self.axis]].all():
@@ -161,12 +168,9 @@ class Interface(Property):
                       equilibration=Equilibration(self.equilibration_block_steps, self.equilibration_tolerance_K),
                       on_sample=on_sample)
 
-    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+    def calc(self, atoms: Atoms, calculator) -> dict[str, Any]:
         system = self.prepare(atoms)
-        result = self.analyse(self.run(system, calculator), system)
-        if out is not None:
-            self.write_files(result, out)
-        return result
+        return self.analyse(self.run(system, calculator), system)
 
     def analyse(self, traj: Trajectory, system: Atoms) -> dict[str, Any]:
         """Every observable of a finished run."""
@@ -236,14 +240,15 @@ class Interface(Property):
         err = np.std(block_rho, axis=0, ddof=1) / np.sqrt(len(block_rho)) if block_rho else None
         return z, rho, err, interface_widths(z, rho), blocks
 
-    @staticmethod
-    def write_files(result: dict, out: str | Path) -> None:
-        """density_profile.png under `out`."""
-        from optbench.properties.plots import plot_curves
+    def artefacts(self, result: dict[str, Any]) -> dict[str, Any]:
+        """density_profile.png, where the run has a profile."""
+        from optbench.properties.plots import curves_figure
 
-        if result.get("profile"):
-            plot_curves(result["profile"]["z_A"], {"density": np.asarray(result["profile"]["density_g_cm3"])},
-                        "z from slab centre (Å)", "density (g/cm$^3$)", Path(out) / "density_profile.png")
+        if not result.get("profile"):
+            return {}
+        return {"density_profile.png": curves_figure(
+            result["profile"]["z_A"], {"density": np.asarray(result["profile"]["density_g_cm3"])},
+            "z from slab centre (Å)", "density (g/cm$^3$)")}
 
     @staticmethod
     def compare(result: dict, reference: dict) -> dict[str, Any]:

@@ -5,15 +5,13 @@ block-average statistical error, or null with the reason."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.geometry.rdf import get_rdf
 
-from optbench.errors import InputError
-from optbench.properties.base import Property, is_periodic_3d, scalar_errors
+from optbench.properties.base import Property, is_periodic_3d, require, scalar_errors
 from optbench.properties.dynamics import (
     Equilibration,
     Phase,
@@ -146,6 +144,21 @@ def diffusion_result(times: np.ndarray, rel: np.ndarray, dims, min_lag_fs: float
                               "n_atoms": int(rel.shape[1])}}
 
 
+def check_run_settings(prop) -> None:
+    """Checks shared by MD and Interface: time step, sampling, phase lengths, blocks, limits."""
+    require(prop.temperature_K > 0, "temperature_K", f"must be > 0 K, got {prop.temperature_K}")
+    require(prop.timestep_fs > 0, "timestep_fs", f"must be > 0 fs, got {prop.timestep_fs}")
+    require(prop.sample_every >= 1, "sample_every", f"must be >= 1, got {prop.sample_every}")
+    for name in ("equilibration_steps", "nvt_steps", "nve_steps", "npt_steps", "npt_discard_steps"):
+        if hasattr(prop, name):
+            require(getattr(prop, name) >= 0, name, f"must be >= 0, got {getattr(prop, name)}")
+    require(prop.equilibration_block_steps >= 1, "equilibration_block_steps",
+            f"must be >= 1, got {prop.equilibration_block_steps}")
+    require(prop.n_blocks >= 1, "n_blocks", f"must be >= 1, got {prop.n_blocks}")
+    for name in ("friction_per_fs", "production_friction_per_fs"):
+        require(getattr(prop, name) >= 0, name, f"must be >= 0 (1/fs), got {getattr(prop, name)}")
+
+
 def compare_observables(result: dict, reference: dict, keys) -> dict[str, Any]:
     """scalar_errors of `keys`, each with the combined 1-sigma error of model and reference and
     "resolved": |model - reference| > 2 x combined error (None when an error is missing)."""
@@ -220,14 +233,16 @@ class MD(Property):
                 Phase("nve", self.nve_steps), Phase("npt", self.npt_steps, self.production_friction_per_fs)]
         return [p for p in plan if p.steps > 0]
 
-    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
-        if self.sample_every < 1 or min(self.nvt_steps, self.nve_steps, self.npt_steps, self.equilibration_steps) < 0:
-            raise InputError("sample_every must be >= 1 and step counts >= 0", field="md settings")
+    def validate(self) -> None:
+        check_run_settings(self)
+        require(len(self.repeat) == 3 and all(isinstance(n, (int, np.integer)) and n >= 1 for n in self.repeat),
+                "repeat", f"must be 3 whole numbers >= 1, got {list(self.repeat)}")
+        require(self.rdf_rmax > 0, "rdf_rmax", f"must be > 0 Å, got {self.rdf_rmax}")
+        require(self.rdf_nbins >= 1, "rdf_nbins", f"must be >= 1, got {self.rdf_nbins}")
+
+    def calc(self, atoms: Atoms, calculator) -> dict[str, Any]:
         system = atoms.repeat(tuple(self.repeat)) if atoms.pbc.all() else atoms.copy()
-        result = self.analyse(self.run(system, calculator), system)
-        if out is not None:
-            self.write_files(result, out)
-        return result
+        return self.analyse(self.run(system, calculator), system)
 
     def run(self, system: Atoms, calculator, on_sample=None) -> Trajectory:
         """The MD run itself (equil, production NVT, NVE, NPT) on the prepared `system`."""
@@ -290,18 +305,20 @@ class MD(Property):
                 "nve_fluctuation_meV_per_atom": float(np.std(e)),
                 "nve_max_deviation_meV_per_atom": float(np.abs(e - e[0]).max())}
 
-    @staticmethod
-    def write_files(result: dict, out: str | Path) -> None:
-        """rdf.png (all pairs and O-O) and msd.png under `out`."""
-        from optbench.properties.plots import plot_curves
+    def artefacts(self, result: dict[str, Any]) -> dict[str, Any]:
+        """rdf.png (all pairs and O-O) and msd.png, where the run has them."""
+        from optbench.properties.plots import curves_figure
 
+        files = {}
         if result.get("rdf"):
             curves = {"g(r), all pairs": np.asarray(result["rdf"]["g"])}
             if result.get("rdf_OO"):
                 curves["g_OO(r)"] = np.asarray(result["rdf_OO"]["g"])
-            plot_curves(result["rdf"]["r_A"], curves, "r (Å)", "g(r)", Path(out) / "rdf.png")
+            files["rdf.png"] = curves_figure(result["rdf"]["r_A"], curves, "r (Å)", "g(r)")
         if len(result["msd"]["lag_fs"]):
-            plot_curves(result["msd"]["lag_fs"], {"MSD": np.asarray(result["msd"]["msd_A2"])}, "lag (fs)", "MSD (Å$^2$)", Path(out) / "msd.png")
+            files["msd.png"] = curves_figure(result["msd"]["lag_fs"], {"MSD": np.asarray(result["msd"]["msd_A2"])},
+                                             "lag (fs)", "MSD (Å$^2$)")
+        return files
 
     @staticmethod
     def compare(result: dict, reference: dict) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from phonopy.structure.atoms import PhonopyAtoms
 from tqdm.auto import tqdm
 
 from optbench.errors import InputError
-from optbench.properties.base import Property, attach, relax, require_periodic_3d
+from optbench.properties.base import Property, attach, relax, require, require_periodic_3d
 
 
 def supercell_matrix(cell: np.ndarray, supercell, min_length: float) -> np.ndarray:
@@ -26,7 +25,10 @@ def supercell_matrix(cell: np.ndarray, supercell, min_length: float) -> np.ndarr
     if supercell is None:
         lengths = np.linalg.norm(cell, axis=1)
         return np.diag(np.maximum(1, np.ceil(min_length / lengths - 1e-9)).astype(int))
-    arr = np.array(supercell, dtype=int)
+    try:
+        arr = np.array(supercell, dtype=int)
+    except (TypeError, ValueError):
+        raise InputError(f"supercell must be an int, 3 ints or a 3x3 matrix, got {supercell}", field="supercell") from None
     if arr.ndim == 0:
         return np.eye(3, dtype=int) * int(arr)
     if arr.shape == (3,):
@@ -52,6 +54,14 @@ def standard_primitive(atoms: Atoms, symprec: float) -> tuple[Atoms, dict]:
     return prim, path
 
 
+def band_yaml(ph: Phonopy) -> str:
+    """The text of phonopy's band.yaml for the band structure `ph` has run (its own writer, in a scratch folder)."""
+    with tempfile.TemporaryDirectory(prefix="optbench-band-") as tmp:
+        path = Path(tmp) / "band.yaml"
+        ph.write_yaml_band_structure(filename=path)
+        return path.read_text()
+
+
 def displaced_forces(ph: Phonopy, calculator, subtract_residual: bool, progress: bool) -> np.ndarray:
     """Forces (eV/Å) on phonopy's displaced supercells, minus those on the perfect supercell."""
     forces = []
@@ -72,7 +82,7 @@ class Phonons(Property):
     mesh), "imaginary_modes" [{"label" or "q", "frequency_THz"}], "has_imaginary", "band"
     (per segment: "distances" 1/Å, "frequencies" THz, "labels"), "dos" ("frequency_THz",
     "dos" states/THz per primitive cell), "supercell_matrix", "n_displacements", "relax".
-    Negative frequencies stand for imaginary ones. With `out`, writes band.yaml, band.png, dos.png.
+    Negative frequencies stand for imaginary ones. Artefacts: band.yaml (phonopy's), band.png, dos.png.
     """
 
     name = "phonons"
@@ -89,10 +99,20 @@ class Phonons(Property):
     imaginary_tol: float = 0.05  # THz; frequencies below -tol are imaginary (Gamma acoustic excluded)
     progress: bool = True
 
+    def validate(self) -> None:
+        supercell_matrix(np.eye(3), self.supercell, self.min_length)
+        require(self.min_length > 0, "min_length", f"must be > 0 Å, got {self.min_length}")
+        require(self.displacement > 0, "displacement", f"must be > 0 Å, got {self.displacement}")
+        require(len(self.mesh) == 3 and all(isinstance(m, (int, np.integer)) and m >= 1 for m in self.mesh), "mesh",
+                f"must be 3 whole numbers >= 1, got {list(self.mesh)}")
+        require(self.band_points >= 2, "band_points", f"must be >= 2 per segment, got {self.band_points}")
+        require(self.fmax > 0, "fmax", f"must be > 0 eV/Å, got {self.fmax}")
+        require(self.relax_steps >= 0, "relax_steps", f"must be >= 0, got {self.relax_steps}")
+        require(self.symprec > 0, "symprec", f"must be > 0, got {self.symprec}")
+
     def build(self, atoms: Atoms, calculator) -> tuple[Phonopy, dict, dict]:
         """Relax, standardise and return the phonopy object with force constants (symmetrised)."""
         require_periodic_3d(atoms, "phonons need")
-        supercell_matrix(atoms.cell.array, self.supercell, self.min_length)  # validate before any work
         base = attach(atoms, calculator)
         relax_info = relax(base, cell=self.relax_cell, fmax=self.fmax, steps=self.relax_steps)
         prim, path = standard_primitive(base, self.symprec)
@@ -104,7 +124,21 @@ class Phonons(Property):
         ph.symmetrize_force_constants(show_drift=False)
         return ph, path, relax_info
 
-    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+    def calc(self, atoms: Atoms, calculator) -> dict[str, Any]:
+        return self._compute(atoms, calculator)[0]
+
+    def calc_with_artefacts(self, atoms: Atoms, calculator) -> tuple[dict[str, Any], dict[str, Any]]:
+        result, ph = self._compute(atoms, calculator)
+        return result, {"band.yaml": band_yaml(ph), **self.artefacts(result)}
+
+    def artefacts(self, result: dict[str, Any]) -> dict[str, Any]:
+        """band.png and dos.png (band.yaml needs the phonopy object: `calc_with_artefacts`)."""
+        from optbench.properties.plots import band_figure, dos_figure
+
+        return {"band.png": band_figure(result["band"]), "dos.png": dos_figure(result["dos"])}
+
+    def _compute(self, atoms: Atoms, calculator) -> tuple[dict[str, Any], Phonopy]:
+        """The result and the phonopy object it came from (band structure and mesh run)."""
         ph, path, relax_info = self.build(atoms, calculator)
         bands, latex_labels, connections = get_band_qpoints_by_seekpath(ph.primitive, self.band_points)
         ph.run_band_structure(bands, labels=latex_labels, path_connections=connections)
@@ -149,27 +183,7 @@ class Phonons(Property):
             "n_displacements": len(ph.supercells_with_displacements),
             "relax": relax_info,
         }
-        if out is not None:
-            self.write_files(ph, result, out)
-        return result
-
-    @staticmethod
-    def write_files(ph: Phonopy, result: dict, out: str | Path) -> None:
-        """band.yaml (phonopy's own writer), band.png and dos.png under `out`."""
-        from optbench.properties.plots import plot_bands, plot_dos
-
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=".band.", suffix=".yaml")
-        os.close(fd)
-        try:
-            ph.write_yaml_band_structure(filename=tmp)
-            os.replace(tmp, out / "band.yaml")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        plot_bands(result["band"], out / "band.png")
-        plot_dos(result["dos"], out / "dos.png")
+        return result, ph
 
     @staticmethod
     def compare(result: dict, reference: dict) -> dict[str, Any]:

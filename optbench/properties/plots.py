@@ -1,23 +1,32 @@
-"""Figures of the property results (PNG, written atomically)."""
+"""Figures of the property results: `*_figure` builds a matplotlib Figure (an artefact of a
+property), `plot_*` writes it as PNG, atomically."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
-    from optbench.io import _atomic
-
-    return _atomic(path, lambda fh: fh.write(buf.getvalue()), mode="wb")
+from optbench.io import write_figure
 
 
 def plot_bands(band: dict, path: str | Path) -> Path:
+    """band_figure written to `path` (PNG)."""
+    return write_figure(path, band_figure(band))
+
+
+def plot_dos(dos: dict, path: str | Path) -> Path:
+    """dos_figure written to `path` (PNG)."""
+    return write_figure(path, dos_figure(dos))
+
+
+def plot_curves(x, ys: dict[str, np.ndarray], xlabel: str, ylabel: str, path: str | Path) -> Path:
+    """curves_figure written to `path` (PNG)."""
+    return write_figure(path, curves_figure(x, ys, xlabel, ylabel))
+
+
+def band_figure(band: dict) -> Figure:
     """Phonon band structure (THz) along the path segments, labelled at the high-symmetry points."""
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
@@ -43,20 +52,20 @@ def plot_bands(band: dict, path: str | Path) -> Path:
     ax.axhline(0, color="0.5", lw=0.5, ls="--")
     ax.set_xlim(min(merged), max(merged))
     ax.set_ylabel("Frequency (THz)")
-    return _save(fig, path)
+    return fig
 
 
-def plot_dos(dos: dict, path: str | Path) -> Path:
+def dos_figure(dos: dict) -> Figure:
     """Total phonon DOS (states/THz) against frequency (THz)."""
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
     ax.plot(dos["frequency_THz"], dos["dos"], color="C0")
     ax.set_xlabel("Frequency (THz)")
     ax.set_ylabel("DOS (states/THz)")
-    return _save(fig, path)
+    return fig
 
 
-def plot_curves(x, ys: dict[str, np.ndarray], xlabel: str, ylabel: str, path: str | Path) -> Path:
+def curves_figure(x, ys: dict[str, np.ndarray], xlabel: str, ylabel: str) -> Figure:
     """Simple line plot of one or more named curves."""
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
@@ -66,4 +75,4 @@ def plot_curves(x, ys: dict[str, np.ndarray], xlabel: str, ylabel: str, path: st
     ax.set_ylabel(ylabel)
     if len(ys) > 1:
         ax.legend()
-    return _save(fig, path)
+    return fig

@@ -8,7 +8,7 @@ from typing import Any
 from ase import Atoms
 
 from optbench.errors import InputError
-from optbench.io import check_writable_dir, read_json, to_jsonable, write_json
+from optbench.io import check_writable_dir, read_json, to_jsonable, write_artefacts, write_json
 
 
 def read_structure(path: str | Path) -> Atoms:
@@ -83,16 +83,35 @@ def reference_calculator(manifest: dict, dataset: str | Path):
     return make_calculator(manifest["reference"])
 
 
+def property_object(name: str, reference: dict | None, settings: dict | None, dataset, entry: str | None):
+    """The property object with the reference value's settings, `settings` replacing single entries;
+    InputError naming the manifest field when the reference's own settings are bad."""
+    from optbench.properties import get_property
+
+    base = reference.get("settings") if isinstance(reference, dict) else None
+    if base is not None:
+        try:
+            get_property(name, base)
+        except InputError as err:
+            raise InputError(f"bad settings in the reference value ({err})", file=Path(dataset) / "manifest.json",
+                             field=f"reference_properties.{entry}.{name}.settings") from None
+    try:
+        return get_property(name, {**(base or {}), **(settings or {})})
+    except InputError as err:
+        raise InputError(f"bad {name} settings ({err})", field="settings") from None
+
+
 def run_property(name: str, *, model: str, structure: str, dataset: str | None = None, out: str,
                  device: str = "cpu", settings: dict | None = None) -> dict[str, Any]:
     """Compute property `name` of `structure` with `model` ("reference", "chgnet", RUN_DIR, ...),
-    write OUT/NAME.json (plus figures) with "error_vs_reference" (dict or None), and return it.
+    write OUT/NAME.json with "error_vs_reference" (dict or None) and the property's artefacts
+    (figures, band.yaml) beside it, and return the result.
 
     Settings come from the dataset's reference entry when there is one, so model and reference
     are computed identically; otherwise the property's defaults. `settings` replace single entries
     (e.g. a shorter MD run a study can afford: its statistical errors grow, its nulls say why).
     """
-    from optbench.properties import PROPERTIES, get_property
+    from optbench.properties import PROPERTIES
 
     if name not in PROPERTIES:
         raise InputError(f"unknown property '{name}' (known: {', '.join(PROPERTIES)})", field="property")
@@ -104,6 +123,7 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
         entry = match_structure(manifest, dataset, structure, atoms)
         refs = (manifest.get("reference_properties") or {}).get(entry or "", {}) or {}
         reference = refs.get(name)
+    prop = property_object(name, reference, settings, dataset, entry)  # bad settings fail before any loading
     if model == "reference":
         if manifest is None:
             raise InputError("--model reference needs --dataset (its manifest names the reference method)", field="dataset")
@@ -112,13 +132,9 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
         from optbench.backbones import load_calculator
 
         calculator = load_calculator(model, device)
-    base = reference.get("settings") if isinstance(reference, dict) else None
-    try:
-        prop = get_property(name, {**(base or {}), **(settings or {})})
-    except (InputError, TypeError) as err:
-        raise InputError(f"bad settings in the reference value ({err})", file=Path(dataset) / "manifest.json",
-                         field=f"reference_properties.{entry}.{name}.settings") from None
-    result = to_jsonable(prop.calc(atoms, calculator, out=out_dir))
+    raw, artefacts = prop.calc_with_artefacts(atoms, calculator)
+    write_artefacts(out_dir, artefacts)
+    result = to_jsonable(raw)
     result = {
         "property": name,
         "model": str(model),

@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.vibrations import Vibrations as AseVibrations
 
-from optbench.properties.base import Property, attach, relax
+from optbench.properties.base import Property, attach, relax, require
 
 
 def is_linear(atoms: Atoms, tol: float = 1e-3) -> bool:
@@ -56,7 +56,13 @@ class Vibrations(Property):
     relax_steps: int = 500
     imaginary_tol: float = 20.0  # cm^-1; internal modes below -tol count as imaginary
 
-    def calc(self, atoms: Atoms, calculator, out: str | Path | None = None) -> dict[str, Any]:
+    def validate(self) -> None:
+        require(self.delta > 0, "delta", f"must be > 0 Å, got {self.delta}")
+        require(self.nfree in (2, 4), "nfree", f"must be 2 or 4 points per coordinate, got {self.nfree}")
+        require(self.fmax > 0, "fmax", f"must be > 0 eV/Å, got {self.fmax}")
+        require(self.relax_steps >= 0, "relax_steps", f"must be >= 0, got {self.relax_steps}")
+
+    def calc(self, atoms: Atoms, calculator) -> dict[str, Any]:
         mol = attach(atoms, calculator)
         relax_info = relax(mol, cell=False, fmax=self.fmax, steps=self.relax_steps if self.relax_ions else 0)
         linear = is_linear(mol)

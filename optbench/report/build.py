@@ -9,7 +9,8 @@ import io
 import math
 from pathlib import Path
 
-from optbench.io import write_text
+from optbench.io import read_json, write_text
+from optbench.layout import StudyDir
 from optbench.report.aggregate import StudyData, refinement_by_pair
 from optbench.report.labels import human
 
@@ -179,7 +180,8 @@ def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
         paired = data.paired(f"final.{next(iter(data.test_sets(ds)), 'valid')}.forces_mae", ds)
         if paired:
             tables.append((f"{ds}: paired difference of the first test set's force MAE vs {data.reference} (meV/Å)",
-                           ["optimizer", "mean diff", "95% CI", "seeds", "p (paired t)", "p (Holm)", "significant (Holm 5%)"],
+                           ["optimizer", "mean diff (meV/Å)", "95% CI (meV/Å)", "seeds", "p (paired t)", "p (Holm)",
+                            "significant (Holm 5%)"],
                            [[p["optimizer"], "–" if p["mean_diff"] is None else f"{p['mean_diff']:+.1f}",
                              "–" if p["ci"] is None else f"±{p['ci']:.1f}", str(p["n"]),
                              "–" if p["p_value"] is None else f"{p['p_value']:.3f}",
@@ -189,7 +191,7 @@ def _tables(data: StudyData) -> list[tuple[str, list[str], list[list[str]]]]:
         if ttt:
             tables.append((f"{ds}: time to {data.reference}'s best validation force MAE of the same seed "
                            "(mean ± 95% CI over the seeds that reach it)",
-                           ["optimizer", "target (meV/Å)", "seeds reaching it", "steps", "seconds"],
+                           ["optimizer", "target (meV/Å)", "seeds reaching it", "steps", "wall time (s)"],
                            [[t["optimizer"], _fmt(t["target_meV_A"]), f"{t['n_reached']} of {t['n_seeds']}",
                              _fmt(t["steps"], 0) if t["n_reached"] else "not reached",
                              _fmt(t["seconds"], 1) if t["n_reached"] else "–"] for t in ttt]))
@@ -258,12 +260,35 @@ def build_report(folder: str | Path) -> dict[str, Path]:
         md += [f"## {title}\n", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         md += ["| " + " | ".join(row) + " |" for row in body]
         md.append("")
-    if crashed:
-        md += ["## Crashed trials\n", *[f"- {r['trial']} ({r['optimizer']}, lr {r['lr']:g}): {r['error']}" for r in crashed], ""]
+    failures = [*(f"trial {r['trial']} ({r['optimizer']}, lr {r['lr']:g}): {r['error']}{_traceback_note(study, r)}"
+                  for r in crashed), *failed_analyses(study.path)]
+    if failures:
+        md += ["## Crashed trials and failed analyses\n", *[f"- {f}" for f in failures], ""]
     md += ["## Figures\n", *[f"![{p.stem}]({fig_dir.name}/{p.name})\n\n*{caption(p)}*\n" for p in figures], ""]
     md_path = write_text(study.report_md, "\n".join(md))
-    html_path = write_text(study.report_html, _html(data, head, recs, tables, crashed, figures))
+    html_path = write_text(study.report_html, _html(data, head, recs, tables, failures, figures))
     return {"csv": csv_path, "md": md_path, "html": html_path, "figures": fig_dir}
+
+
+def _traceback_note(study, row: dict) -> str:
+    path = study.trial(row["trial"]).error_path
+    return f" (traceback: {path.relative_to(study.path)})" if path.is_file() else ""
+
+
+def failed_analyses(folder: Path) -> list[str]:
+    """'<analysis>: <error> (traceback: <file>)' for each analysis whose last try failed (a
+    `.failed.json` without the result a later try wrote), paths relative to the study folder."""
+    out = []
+    analyses = StudyDir(folder).analyses_dir
+    for path in sorted(analyses.rglob("*.failed.json")):
+        if path.with_name(path.name.replace(".failed.json", ".json")).exists():
+            continue
+        record = read_json(path)
+        where = path.relative_to(analyses).with_name(path.name.replace(".failed.json", ""))
+        error_file = path.parent / str(record.get("error_file") or "")
+        note = f" (traceback: {error_file.relative_to(folder)})" if record.get("error_file") and error_file.is_file() else ""
+        out.append(f"{where}: {record.get('error')}{note}")
+    return out
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222;"
@@ -286,7 +311,7 @@ def _figure_html(path: Path) -> str:
             f"<figcaption><b>{esc(path.stem.replace('_', ' '))}.</b> {esc(caption(path))}</figcaption></figure>")
 
 
-def _html(data, head, recs, tables, crashed, figures) -> str:
+def _html(data, head, recs, tables, failures, figures) -> str:
     """One page that fits 1200 px: the summary figure and the recommendations first, wide tables
     scroll inside their own box, every figure with a caption saying how to read it."""
     esc = html.escape
@@ -303,9 +328,9 @@ def _html(data, head, recs, tables, crashed, figures) -> str:
         parts.append(f"<h2>{esc(title)}</h2><div class='scroll'><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in body]
         parts.append("</table></div>")
-    if crashed:
-        parts.append("<h2>Crashed trials</h2><ul>" + "".join(
-            f"<li>{esc(r['trial'])} ({esc(r['optimizer'])}): {esc(str(r['error']))}</li>" for r in crashed) + "</ul>")
+    if failures:
+        parts.append("<h2>Crashed trials and failed analyses</h2><ul>" + "".join(f"<li>{esc(f)}</li>" for f in failures)
+                     + "</ul>")
     parts.append("<h2>Figures</h2>")
     parts += [_figure_html(Path(p)) for p in figures if Path(p).stem != "summary"]
     parts.append("<p><a href='results.csv'>results.csv</a> holds one row per trial with every metric.</p></body></html>")

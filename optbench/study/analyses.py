@@ -13,7 +13,7 @@ from typing import Literal
 from tqdm.auto import tqdm
 
 from optbench.forgetting import Forgetting
-from optbench.io import read_json, write_json
+from optbench.io import read_json, write_json, write_text
 from optbench.layout import RunDir, StudyDir, pretrained_key
 from optbench.study.config import StudyConfig
 from optbench.study.trials import ResolvedDataset, Trial
@@ -109,8 +109,17 @@ def _property(name: str, model: str, ds: ResolvedDataset, struct: str, out: Path
     try:
         return run_property(name, model=model, structure=str(path), dataset=str(ds.folder), out=str(out),
                             settings=ds.property_settings.get(name))
-    except Exception as err:  # a failed property is recorded, the study goes on
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    except Exception as err:  # a failed property is recorded with its traceback, the study goes on
+        return _failure(err, out / f"{name}.error.txt")
+
+
+def _failure(err: Exception, error_file: Path) -> dict:
+    """The record of a failed analysis; its full traceback goes to `error_file`, which the record names
+    (relative to the folder of the record)."""
+    import traceback
+
+    write_text(error_file, "".join(traceback.format_exception(err)))
+    return {"status": "failed", "error": f"{type(err).__name__}: {err}", "error_file": error_file.name}
 
 
 def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyConfig, out: Path) -> dict:
@@ -121,5 +130,5 @@ def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyC
                              n_structures=study.curvature.n_structures, k=study.curvature.k,
                              gauss_newton=False, seed=0, out=str(out), n_iter=study.curvature.n_iter,
                              n_probes=study.curvature.n_probes, n_slq=study.curvature.n_slq, progress=False)
-    except Exception as err:
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    except Exception as err:  # recorded with its traceback, the study goes on
+        return _failure(err, out / "error.txt")

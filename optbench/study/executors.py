@@ -1,7 +1,7 @@
 """Run trials sequentially, in a local process pool, or on Ray; each result written atomically.
 
 A trial whose run folder already holds results.json is finished and skipped; a trial that
-raises is recorded (crash.json) and the study goes on.
+raises is recorded (crash.json, its traceback in error.txt) and the study goes on.
 
 On Ray, a trial runs in a scratch folder of the node that runs it and its run folder comes back
 to the driver through Ray (no shared disk is assumed); it asks Ray for `threads` CPUs and, when
@@ -21,8 +21,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from optbench.io import write_json
+from optbench.io import write_json, write_text
 from optbench.layout import RunDir
+
+ERROR_TXT = RunDir.ERROR  # full traceback of a trial that crashed, beside crash.json
 
 
 def run_trial_shipped(config_json: dict, threads: int | None = None) -> tuple[dict, bytes]:
@@ -80,12 +82,16 @@ def run_trial(config_json: dict, threads: int | None = None) -> dict:
     t0 = time.perf_counter()
     try:
         result = finetune(cfg)
-    except Exception as err:  # recorded, the study goes on
+    except Exception as err:  # recorded with its traceback (crash.json, error.txt), the study goes on
         record = {"status": "crashed", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
-                  "wall_time_s": time.perf_counter() - t0, "config_hash": cfg.hash()}
-        write_json(RunDir(cfg.out).crash_path, record)
+                  "wall_time_s": time.perf_counter() - t0, "config_hash": cfg.hash(), "error_file": RunDir.ERROR}
+        run = RunDir(cfg.out)
+        write_text(run.error_path, record["traceback"])
+        write_json(run.crash_path, record)
         return record
-    RunDir(cfg.out).crash_path.unlink(missing_ok=True)
+    run = RunDir(cfg.out)
+    for stale in (run.crash_path, run.error_path):
+        stale.unlink(missing_ok=True)
     return result
 
 

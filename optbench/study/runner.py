@@ -24,16 +24,21 @@ __all__ = ["auto_grids", "run_analyses", "run_study", "select_lrs", "valid_loss"
 
 
 def valid_loss(result: dict | None) -> float:
-    """Selection score of a trial: the weighted validation loss its run recorded (inf when diverged/crashed)."""
+    """Selection score of a trial: the weighted validation loss its run recorded (inf when diverged/crashed
+    or not a finite number)."""
     if not result or result.get("status") != "completed" or result.get("valid_loss") is None:
         return math.inf
-    return float(result["valid_loss"])
+    loss = float(result["valid_loss"])
+    return loss if math.isfinite(loss) else math.inf
 
 
 def select_lrs(trials: list[Trial], results: list[dict]) -> dict[tuple, float]:
-    """Per (dataset, backbone, optimizer): the LR with the best mean validation loss over seeds."""
+    """Per (dataset, backbone, optimizer): the LR with the best mean validation loss over seeds.
+
+    A seed that did not complete scores inf, so an LR is chosen only if all its seeds completed,
+    unless none did anywhere in the grid; ties go to the smaller LR."""
     scores: dict[tuple, dict[float, list[float]]] = {}
-    for t, r in zip(trials, results):
+    for t, r in zip(trials, results, strict=True):
         scores.setdefault((t.dataset, t.backbone, t.optimizer), {}).setdefault(t.lr, []).append(valid_loss(r))
     chosen = {}
     for key, by_lr in scores.items():
@@ -92,10 +97,11 @@ def run_study(study: StudyConfig, out: str | Path, executor: str = "local", work
     with claimed_folder(out, keep=StudyDir.KEEP, field="out"), cache_in(folder.cache_dir):
         remove_stale_temporaries(out)
         index = _run_locked(study, out, datasets, inputs, executor, workers, address, report)
-    n_done = sum(r.get("status") == "completed" for r in index["results"])
-    if n_done == 0:
-        raise StudyFailed(f"no trial of {len(index['trials'])} completed (see {folder.report_md} and "
-                          f"{StudyDir.TRIALS}/*/{RunDir.CRASH})")
+    statuses = [r.get("status") for r in index["results"]]
+    if "completed" not in statuses:
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+        raise StudyFailed(f"no trial of {len(statuses)} completed ({counts}); see {folder.report_md}"
+                          + (f"; tracebacks in {StudyDir.TRIALS}/*/{RunDir.ERROR}" if "crashed" in statuses else ""))
     index.pop("results")
     return index
 

@@ -71,7 +71,21 @@ def check_data(study: StudyConfig, datasets: dict[str, ResolvedDataset]) -> None
         label_coverage(sets, keys, named, required_in={f"{ds.name}.train", f"{ds.name}.valid"})
 
 
+def check_property_settings(study: StudyConfig) -> None:
+    """Each dataset's `property_settings` build their property object (names, types, ranges)."""
+    from optbench.properties import get_property
+
+    for i, ds in enumerate(study.datasets):
+        for name, settings in ds.property_settings.items():
+            try:
+                get_property(name, settings)
+            except InputError as err:
+                raise InputError(err.message, field=f"datasets.{i}.property_settings.{name}"
+                                 + (f".{err.field}" if err.field not in (None, "property", "settings") else "")) from None
+
+
 def validate_study(study: StudyConfig, datasets: dict[str, ResolvedDataset]) -> None:
     """InputError on the first problem of any trial's inputs, before anything is written."""
+    check_property_settings(study)
     check_optimizers(study)
     check_data(study, datasets)

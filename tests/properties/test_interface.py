@@ -4,6 +4,7 @@ from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 
 from optbench.errors import InputError
+from optbench.io import write_artefacts
 from optbench.properties import Interface
 from optbench.properties.interface import interface_widths
 
@@ -23,7 +24,7 @@ def test_tanh_profile_width_is_exact():
 def test_copper_slab_profile_width_and_lateral_diffusion(tmp_path):
     slab = fcc111("Cu", size=(3, 3, 6), vacuum=8.0)
     res = Interface(temperature_K=600, nvt_steps=200, equilibration_steps=200, equilibration_block_steps=50,
-                    equilibration_tolerance_K=60, progress=False).calc(slab, EMT(), out=tmp_path)
+                    equilibration_tolerance_K=60, progress=False).calc(slab, EMT())
     assert res["stable"] and res["equilibrated"]
     thickness = np.ptp(slab.positions[:, 2])  # outer layer to outer layer
     lower, upper = res["interfaces_z_A"]["lower"], res["interfaces_z_A"]["upper"]
@@ -39,7 +40,10 @@ def test_copper_slab_profile_width_and_lateral_diffusion(tmp_path):
     assert 0 < res["width_A_err"] < 1.0 and 0 < res["bulk_density_g_cm3_err"] < 0.5
     assert np.all(np.asarray(res["profile"]["density_g_cm3_err"]) >= 0)
     assert res["temperature_mean_K_err"] > 0 and res["temperature_ok"] == (res["temperature_flag"] is None)
-    assert (tmp_path / "density_profile.png").is_file()
+    files = Interface().artefacts(res)
+    assert list(files) == ["density_profile.png"]
+    write_artefacts(tmp_path, files)
+    assert (tmp_path / "density_profile.png").stat().st_size > 1000
     same = Interface.compare(res, res)
     assert same["profile_L1"] == 0 and same["width_A"]["abs"] == 0 and same["width_A"]["resolved"] is False
 

@@ -4,6 +4,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 from ase.calculators.lj import LennardJones
 
+from optbench.io import write_artefacts
 from optbench.properties import MD
 from optbench.properties.dynamics import block_average, diffusion_fit
 from optbench.properties.md import first_peak
@@ -24,7 +25,7 @@ def lj():
 def test_lj_argon_nve_drift_and_structure(tmp_path):
     md = MD(temperature_K=60, timestep_fs=5.0, nvt_steps=200, equilibration_steps=200, equilibration_block_steps=50,
             nve_steps=200, progress=False)
-    res = md.calc(argon(), lj(), out=tmp_path)
+    res, files = md.calc_with_artefacts(argon(), lj())
     assert res["stable"] and res["verdict"] == "stable" and res["failure"] is None
     # stated bound: |NVE drift| < 0.5 meV/atom/ps over 1 ps with a 5 fs step
     assert abs(res["nve_drift_meV_per_atom_per_ps"]) < 0.5
@@ -38,7 +39,9 @@ def test_lj_argon_nve_drift_and_structure(tmp_path):
     assert res["temperature_ok"] == (res["temperature_flag"] is None)
     # 1 ps of production is shorter than 2 x (0.25 + 1) ps of lags: no diffusion coefficient
     assert res["diffusion_A2_per_ps"] is None and res["diffusion_A2_per_ps_reason"].startswith("run 1.00 ps < 2 x 1.25 ps")
-    assert (tmp_path / "rdf.png").is_file() and (tmp_path / "msd.png").is_file()
+    assert set(files) == {"rdf.png", "msd.png"} and not list(tmp_path.iterdir())  # calc writes nothing
+    write_artefacts(tmp_path, files)
+    assert (tmp_path / "rdf.png").stat().st_size > 1000 and (tmp_path / "msd.png").stat().st_size > 1000
 
 
 def test_solid_argon_does_not_diffuse_and_says_so():

@@ -5,11 +5,14 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from optbench.errors import InputError
+from optbench.io import write_artefacts
 from optbench.properties import Phonons
 
 
 def test_chgnet_silicon_acoustic_sum_rule_and_files(chgnet, tmp_path):
-    res = Phonons(mesh=(6, 6, 6), band_points=21).calc(bulk("Si", "diamond", a=5.43), chgnet, out=tmp_path)
+    res, files = Phonons(mesh=(6, 6, 6), band_points=21).calc_with_artefacts(bulk("Si", "diamond", a=5.43), chgnet)
+    assert set(files) == {"band.yaml", "band.png", "dos.png"} and not list(tmp_path.iterdir())  # calc writes nothing
+    write_artefacts(tmp_path, files)
     assert res["gamma_acoustic_max_abs_THz"] < 0.05
     gamma = np.array(res["high_symmetry_THz"]["GAMMA"])
     assert len(gamma) == 6
@@ -46,6 +49,8 @@ def test_unstable_lattice_has_imaginary_modes():
     assert res["gamma_acoustic_max_abs_THz"] < 0.05
 
 
-def test_phonons_reject_bad_supercell():
-    with pytest.raises(InputError, match="supercell"):
-        Phonons(supercell=(2, 2)).calc(bulk("Cu", "fcc", a=3.6), EMT())
+def test_phonons_reject_bad_supercell_when_built():
+    with pytest.raises(InputError, match="field 'supercell'"):
+        Phonons(supercell=(2, 2))
+    with pytest.raises(InputError, match="field 'mesh'"):
+        Phonons(mesh=(4, 0, 4))

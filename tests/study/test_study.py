@@ -31,9 +31,9 @@ def test_study_runs_every_trial_and_reports(sequential):
     rows = _csv(out / "results.csv")
     assert len(rows) == 2 * 2 * 2  # datasets x optimizers x lrs (one seed)
     assert {r["status"] for r in rows} <= {"completed", "diverged"}
-    # one LR per optimizer and dataset is selected, on validation, for every seed
+    # one LR per optimizer and dataset is selected, on validation, for every seed, and it trained
     selected = [r for r in rows if r["selected"] == "True"]
-    assert len(selected) == 2 * 2
+    assert len(selected) == 2 * 2 and {r["status"] for r in selected} == {"completed"}
     for key in ("final.id.forces_mae", "final.valid.forces_mae", "refined.id.forces_mae", "forgetting.force_rms_meV_A"):
         assert all(r[key] not in ("", None) for r in selected), key
     md = (out / "report.md").read_text()
