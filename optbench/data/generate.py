@@ -13,9 +13,10 @@ from tqdm import tqdm
 
 from optbench.data.manifest import sha256_file
 from optbench.data.sampling import label, roundtrip
-from optbench.data.suite import REGIMES, SIZES, reference_for
+from optbench.data.suite import SIZES, reference_for
 from optbench.errors import InputError
 from optbench.io import check_writable_dir, read_json, write_json, write_text
+from optbench.regimes import get_regime
 
 KEYS = {"energy": "energy", "forces": "forces", "stress": "stress"}
 PROGRESS = ".partial/progress.json"
@@ -53,13 +54,12 @@ def _versions() -> dict:
 def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int = 0, method: str | None = None,
              properties: bool = True) -> Path:
     """Generate (or resume) the `regime` dataset in folder `out`; returns the folder."""
-    if regime not in REGIMES:
-        raise InputError(f"unknown regime '{regime}' (choose from {', '.join(REGIMES)})", field="regime")
+    entry = get_regime(regime)
     if size not in SIZES:
         raise InputError(f"unknown size '{size}' (choose from {', '.join(SIZES)})", field="size")
-    reg = REGIMES[regime]
+    reg = entry.load_recipe()
     params = reg.params[size]
-    reference = reference_for(reg, method)
+    reference = reference_for(entry, method)
     ident = _identity(regime, size, int(seed), reference, params)
     out = check_writable_dir(out)
     progress_path = out / PROGRESS
