@@ -67,7 +67,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
         man = read_json(out / "manifest.json")
         if _identity(man.get("regime"), man.get("size"), man.get("seed"), man.get("reference"), man.get("sampling")) == ident:
             if properties and not man.get("reference_properties"):
-                from optbench.data.refprops import fill_reference_properties
+                from optbench.properties.reference import fill_reference_properties
                 fill_reference_properties(out)
             return out
         raise InputError("folder already holds a dataset made with other settings; choose another --out", file=out / "manifest.json")
@@ -137,7 +137,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
     write_json(out / "manifest.json", manifest)
     shutil.rmtree(out / ".partial", ignore_errors=True)
     if properties:
-        from optbench.data.refprops import fill_reference_properties
+        from optbench.properties.reference import fill_reference_properties
         fill_reference_properties(out)
     return out
 
