@@ -69,10 +69,12 @@ def _cmd_evaluate(args) -> int:
 
 # ---------------------------------------------------------------- data suite
 def _add_data(sub) -> None:
+    from optbench.regimes import regime_names
+
     p = sub.add_parser("data", help="built-in benchmark datasets and the public-dataset registry")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     g = dsub.add_parser("generate", help="generate a dataset with an offline reference method")
-    g.add_argument("regime", choices=["molecular", "crystal", "liquid", "interface"], help="which built-in regime")
+    g.add_argument("regime", choices=regime_names(), help="which built-in regime")
     g.add_argument("--size", choices=["small", "full"], default="small", help="small: the shipped size; full: larger cells, 10x more frames")
     g.add_argument("--seed", type=int, default=0, help="seed of every sampling stream")
     g.add_argument("--out", required=True, help="dataset folder to write")

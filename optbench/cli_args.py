@@ -74,6 +74,8 @@ def use_help_formatter(parser: argparse.ArgumentParser) -> None:
 
 def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     """optbench's flags, with MACE's `mace_run_train` names as aliases or beside them."""
+    from optbench.optim import REGISTRY
+
     p.formatter_class = FinetuneHelpFormatter
     p.argument_default = argparse.SUPPRESS
     a = p.add_argument
@@ -85,7 +87,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     a("--test", dest="tests", action="append", type=kv, metavar="NAME=FILE",
       help="named test set (repeatable); a name starting with 'ood' is tagged OOD")
     a("--test_file", help="MACE's name: one test set, named 'test'")
-    a("--optimizer", help="registry name (adam, adamw, radam, sgd, lamb, ranger, schedulefree, lbfgs) or module:Class")
+    a("--optimizer", help=f"registry name ({', '.join(REGISTRY)}) or module:Class")
     a("--lr", type=float, help="learning rate (peak of the schedule)")
     a("--batch-size", "--batch_size", dest="batch_size", type=int, help="training structures per step")
     a("--max-steps", "--max_steps", dest="max_steps", type=int, help="budget in optimizer steps (0: evaluate only)")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from optbench.backbones.base import Backbone
-from optbench.loss import GPA_PER_EV_A3, FeaturizedSet
+from optbench.batch import GPA_PER_EV_A3, FeaturizedSet
 
 
 @contextlib.contextmanager

@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ase.units import GPa
+
 from optbench.errors import InputError
 
 EMA_DECAY = 0.99  # MACE's default ema_decay; also what a bare `--ema` / `ema: true` means
-GPA_PER_EV_A3 = 160.21766208  # MACE's stress loss is in eV/Å^3, optbench's in GPa
+GPA_PER_EV_A3 = 1 / GPa  # MACE's stress loss is in eV/Å^3, optbench's in GPa
 MACE_MP = {"small": "mace-mp-small", "medium": "mace-mp-medium", "large": "mace-mp-large"}
 # MACE's `model` names an architecture, not a pretrained model: ignored in a MACE-style file
 ARCHITECTURES = {"MACE", "ScaleShiftMACE", "BOTNet", "ScaleShiftBOTNet", "AtomicDipolesMACE",

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import torch
 from ase import Atoms
+from ase.units import GPa
 
 from optbench.backbones import chgnet_fast
 from optbench.backbones.base import Backbone, Prediction
 from optbench.errors import InputError
 
-GPA_PER_EV_A3 = 160.21766208
+GPA_PER_EV_A3 = 1 / GPa  # eV/Å^3 -> GPa (exactly 160.21766208)
 # CHGNet's batching calls torch.tensor() on volumes that carry grad: harmless, noisy every step.
 warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
 _PRETRAINED = ("0.3.0", "0.2.0", "r2scan")

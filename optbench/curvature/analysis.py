@@ -11,8 +11,9 @@ import torch
 
 from optbench.curvature.hvp import HessianOperator, build_hvp_operator
 from optbench.curvature.linalg import LanczosResult, hutchinson_trace, lanczos, slq_density
-from optbench.curvature.precond import Preconditioner, canonical_name, preconditioner_from_state
+from optbench.curvature.precond import Preconditioner, preconditioner_from_state
 from optbench.loss import LossWeights
+from optbench.optim.spec import preconditioner_spec
 
 
 class SubspaceOperator:
@@ -164,7 +165,7 @@ def analyse(
         return result
     # parameters the optimizer never stepped have no state: leave them out of the preconditioned space
     states = optimizer_state.get("state", {})
-    if canonical_name(optimizer_name) in ("sgd", "lbfgs"):  # no per-parameter state needed
+    if not preconditioner_spec(optimizer_name).preconditioner.needs_state:  # SGD, L-BFGS
         keep = list(range(len(space.index)))
     else:
         keep = [j for j, i in enumerate(space.index) if states.get(i, states.get(str(i)))]

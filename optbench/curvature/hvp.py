@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from optbench.backbones.base import Backbone, Prediction
-from optbench.loss import Batch, LossWeights, compute_loss
+from optbench.batch import Batch
+from optbench.loss import LossWeights, compute_loss
 
 
 @dataclass

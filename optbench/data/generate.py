@@ -13,9 +13,10 @@ from tqdm import tqdm
 
 from optbench.data.manifest import sha256_file
 from optbench.data.sampling import label, roundtrip
-from optbench.data.suite import REGIMES, SIZES, reference_for
+from optbench.data.suite import SIZES, reference_for
 from optbench.errors import InputError
 from optbench.io import check_writable_dir, read_json, write_json, write_text
+from optbench.regimes import get_regime
 
 KEYS = {"energy": "energy", "forces": "forces", "stress": "stress"}
 PROGRESS = ".partial/progress.json"
@@ -54,13 +55,12 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
              properties: bool = True, workers: int = 1) -> Path:
     """Generate (or resume) the `regime` dataset in folder `out`; returns the folder. `workers` processes
     label frames and compute reference properties in parallel (same numbers as one)."""
-    if regime not in REGIMES:
-        raise InputError(f"unknown regime '{regime}' (choose from {', '.join(REGIMES)})", field="regime")
+    entry = get_regime(regime)
     if size not in SIZES:
         raise InputError(f"unknown size '{size}' (choose from {', '.join(SIZES)})", field="size")
-    reg = REGIMES[regime]
+    reg = entry.load_recipe()
     params = reg.params[size]
-    reference = reference_for(reg, method)
+    reference = reference_for(entry, method)
     ident = _identity(regime, size, int(seed), reference, params)
     out = check_writable_dir(out)
     progress_path = out / PROGRESS
@@ -68,7 +68,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
         man = read_json(out / "manifest.json")
         if _identity(man.get("regime"), man.get("size"), man.get("seed"), man.get("reference"), man.get("sampling")) == ident:
             if properties and not man.get("reference_properties"):
-                from optbench.data.refprops import fill_reference_properties
+                from optbench.properties.reference import fill_reference_properties
                 fill_reference_properties(out, workers=workers)
             return out
         raise InputError("folder already holds a dataset made with other settings; choose another --out", file=out / "manifest.json")
@@ -138,7 +138,7 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
     write_json(out / "manifest.json", manifest)
     shutil.rmtree(out / ".partial", ignore_errors=True)
     if properties:
-        from optbench.data.refprops import fill_reference_properties
+        from optbench.properties.reference import fill_reference_properties
         fill_reference_properties(out, workers=workers)
     return out
 

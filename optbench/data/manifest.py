@@ -9,8 +9,8 @@ from pathlib import Path
 from optbench.data.io import LabelKeys
 from optbench.errors import InputError
 from optbench.io import read_json
+from optbench.regimes import get_regime
 
-REGIMES = ("molecular", "crystal", "liquid", "interface")
 TAGS = ("train", "valid", "ID", "OOD")
 REQUIRED = ("name", "regime", "reference", "keys", "splits")
 
@@ -25,9 +25,7 @@ def sha256_file(path: str | Path) -> str:
 
 def suite_path(regime: str) -> Path:
     """Folder of the shipped `--size small` dataset of a regime (holds manifest.json)."""
-    if regime not in REGIMES:
-        raise InputError(f"unknown regime '{regime}' (choose from {', '.join(REGIMES)})", field="regime")
-    return Path(__file__).resolve().parent.parent / "suite" / regime
+    return get_regime(regime).path()
 
 
 def load_manifest(folder: str | Path, verify: bool = False) -> dict:
@@ -68,23 +66,41 @@ class DatasetFiles:
     manifest: dict
 
 
+@dataclass
+class Splits:
+    """A manifest's splits by role: the train file, the first valid file, and per test split its tag and file."""
+
+    train: Path
+    valid: Path | None
+    tests: dict[str, tuple[str, Path]]  # split name -> (ID | OOD, file)
+
+
+def manifest_splits(folder: str | Path, man: dict) -> Splits:
+    """The files of a checked manifest (`load_manifest`) by role. The train split is "train_split",
+    else the split named train, else the first one tagged train."""
+    folder = Path(folder)
+    splits = man["splits"]
+    tagged = next((n for n, s in splits.items() if s["tag"] == "train"), "train")
+    train_name = man.get("train_split") or ("train" if "train" in splits else tagged)
+    if train_name not in splits:
+        raise InputError(f"no split named '{train_name}'", file=folder / "manifest.json", field="train_split")
+    valid = next((folder / s["file"] for s in splits.values() if s["tag"] == "valid"), None)
+    tests = {name: (s["tag"], folder / s["file"]) for name, s in splits.items() if s["tag"] in ("ID", "OOD")}
+    return Splits(folder / splits[train_name]["file"], valid, tests)
+
+
 def dataset_files(folder: str | Path) -> DatasetFiles:
     """Train file, optional valid file, named ID/OOD test files and label keys of a dataset folder."""
     folder = Path(folder)
     man = load_manifest(folder)
-    splits = man["splits"]
-    train_name = man.get("train_split", "train")
-    if train_name not in splits:
-        raise InputError(f"no split named '{train_name}'", file=folder / "manifest.json", field="train_split")
-    valid = next((folder / s["file"] for s in splits.values() if s["tag"] == "valid"), None)
+    parts = manifest_splits(folder, man)
     tests = {}
-    for name, s in splits.items():
-        if s["tag"] in ("ID", "OOD"):
-            label = name if (s["tag"] == "OOD") == name.lower().startswith("ood") else f"{s['tag'].lower()}_{name}"
-            tests[label] = folder / s["file"]
+    for name, (tag, path) in parts.tests.items():
+        label = name if (tag == "OOD") == name.lower().startswith("ood") else f"{tag.lower()}_{name}"
+        tests[label] = path
     keys = man["keys"]
     label_keys = LabelKeys(**{k: keys[k] for k in ("energy", "forces", "stress", "virial") if keys.get(k)})
-    return DatasetFiles(folder / splits[train_name]["file"], valid, tests, label_keys, man)
+    return DatasetFiles(parts.train, parts.valid, tests, label_keys, man)
 
 
 def finetune_inputs(folder: str | Path) -> dict:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from optbench.data.io import LabelKeys, read_frames
-from optbench.data.manifest import REGIMES, sha256_file, suite_path
+from optbench.data.manifest import load_manifest, sha256_file
 from optbench.errors import InputError
 from optbench.io import read_json, write_json
+from optbench.regimes import REGIMES
 
 BOTNET = "https://raw.githubusercontent.com/davkovacs/BOTNet-datasets/main"
 
@@ -147,26 +148,18 @@ def _hartree_bohr(folder: Path, d: PublicDataset) -> tuple[dict[str, Split], dic
 
 CONVERTERS = {"hartree_bohr": _hartree_bohr}
 
-BUILTIN_DESCRIPTIONS = {
-    "molecular": "ethanol, malonaldehyde, butane; GFN2-xTB",
-    "crystal": "Si (diamond), NaCl (rocksalt, CsCl polymorph), Al (fcc); plane-wave DFT PBEsol (GPAW)",
-    "liquid": "16-molecule water box; GFN1-xTB",
-    "interface": "water film with vacuum (liquid/vapour); GFN1-xTB",
-}
-
-
 def format_listing() -> str:
     """Table of the built-in suite and the public datasets (source, licence, keys, sha256)."""
     lines = ["Built-in suite (shipped --size small; `optbench data generate REGIME --size full --out DIR`):"]
-    for regime in REGIMES:
-        folder = suite_path(regime)
-        man = read_json(folder / "manifest.json") if (folder / "manifest.json").is_file() else None
+    for regime in REGIMES.values():
+        folder = regime.path()
+        man = load_manifest(folder) if (folder / "manifest.json").is_file() else None
         if man:
             counts = ", ".join(f"{n}:{s['tag']}:{s['count']}" for n, s in man["splits"].items())
-            lines.append(f"  {regime:<10} {man['reference']['method']:<9} {counts}")
+            lines.append(f"  {regime.name:<10} {man['reference']['method']:<9} {counts}")
             lines.append(f"  {'':<10} {folder}")
         else:
-            lines.append(f"  {regime:<10} {BUILTIN_DESCRIPTIONS[regime]} (not generated yet)")
+            lines.append(f"  {regime.name:<10} {regime.description} (not generated yet)")
     lines.append("")
     lines.append("Public datasets (`optbench data fetch NAME --out DIR`, or `--from PATH` for a local copy):")
     for d in PUBLIC.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from ase import Atoms, units
@@ -61,18 +62,43 @@ def label(frames: list[Atoms], reference: dict, desc: str = "label", workers: in
     return out, len(labelled) - len(out)
 
 
-def relax(atoms: Atoms, reference: dict, cell: bool = False, fmax: float = 0.01, steps: int = 200) -> Atoms:
-    """Minimise with the reference (BFGS; with the cell too when `cell`); returns a new Atoms."""
+def bfgs_relax(atoms: Atoms, *, cell: bool, fmax: float, steps: int) -> dict[str, Any]:
+    """The one relaxer: positions (and the cell when `cell`) in place with ASE's BFGS, with the
+    calculator `atoms` holds. Returns {"converged": bool, "steps": int, "fmax": eV/Å reached}."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS
 
-    atoms = atoms.copy()
-    ref = {**reference, "wavefunction_restart": True}
-    atoms.calc = make_calculator(ref)
     target = FrechetCellFilter(atoms) if cell else atoms
-    BFGS(target, logfile=None).run(fmax=fmax, steps=steps)
+    opt = BFGS(target, logfile=None)
+    converged = bool(opt.run(fmax=fmax, steps=steps)) if steps > 0 else False
+    forces = target.get_forces()  # of the last BFGS evaluation: the calculator's cached results
+    return {"converged": converged, "steps": int(opt.nsteps), "fmax": float(np.sqrt((forces**2).sum(axis=1)).max())}
+
+
+def relax(atoms: Atoms, reference: dict, cell: bool = False, fmax: float = 0.01, steps: int = 200) -> Atoms:
+    """Minimise with the reference (BFGS; with the cell too when `cell`); returns a new Atoms."""
+    atoms = atoms.copy()
+    atoms.calc = make_calculator({**reference, "wavefunction_restart": True})
+    bfgs_relax(atoms, cell=cell, fmax=fmax, steps=steps)
     atoms.calc = None
     return atoms
+
+
+def thermalize(atoms: Atoms, temperature_K: float, rng) -> None:
+    """Maxwell-Boltzmann velocities at `temperature_K` drawn from `rng`, centre-of-mass motion removed."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    Stationary(atoms)
+
+
+def langevin_integrator(atoms: Atoms, *, timestep_fs: float, temperature_K: float, friction_per_fs: float, rng,
+                        fixcm: bool = True):
+    """The one Langevin thermostat (ASE's `Langevin`), timestep in fs and friction in 1/fs."""
+    from ase.md.langevin import Langevin
+
+    return Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
+                    fixcm=fixcm, rng=rng)
 
 
 def langevin(
@@ -80,14 +106,10 @@ def langevin(
     n_frames: int, interval: int, rng: np.random.RandomState, friction: float = 0.02, desc: str = "MD",
 ) -> list[Atoms]:
     """NVT Langevin MD driven by the reference; returns `n_frames` snapshots taken every `interval` steps."""
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-
     atoms = atoms.copy()
     atoms.calc = make_calculator({**reference, "wavefunction_restart": True})
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
-    Stationary(atoms)
-    dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=friction / units.fs, rng=rng)
+    thermalize(atoms, temperature_K, rng)
+    dyn = langevin_integrator(atoms, timestep_fs=timestep_fs, temperature_K=temperature_K, friction_per_fs=friction, rng=rng)
     frames = []
     with tqdm(total=n_equil + n_frames * interval, desc=desc, leave=False) as bar:
         for _ in range(n_equil):

@@ -1,4 +1,7 @@
-"""The built-in suite: per regime, the reference, the structures, the sampling jobs and the properties."""
+"""The built-in suite's sampling recipes: per regime, the structures, the sampling jobs and the properties.
+
+The regimes themselves (names, reference methods, where their data ship) are entries of
+optbench.regimes, each pointing at its recipe here."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from optbench.data.structures import (
     primitive_to_cubic,
     water_box,
 )
+from optbench.regimes import Regime
 
 SIZES = ("small", "full")
 ID_FRACTIONS = {"train": 0.6, "valid": 0.15, "test_id": 0.25}
@@ -32,9 +36,9 @@ class Job:
 
 
 @dataclass
-class Regime:
-    name: str
-    method: str
+class Recipe:
+    """How a regime's data are made (its name and reference method: its optbench.regimes entry)."""
+
     params: dict  # per size: every sampling setting, written to the manifest
     build: Callable  # (reference, rng, p) -> {structure_name: Atoms}
     jobs: list[Job]
@@ -120,8 +124,7 @@ def _mol_scans(structs, ref, rng, p):
     return {"ood_scan": ("OOD", frames)}
 
 
-MOLECULAR = Regime(
-    name="molecular", method="GFN2-xTB",
+MOLECULAR = Recipe(
     params={
         "small": {"timestep_fs": 0.5, "n_equil": 100, "interval": 10, "frames_300K": 20, "frames_600K": 8, "scan_points": 12},
         "full": {"timestep_fs": 0.5, "n_equil": 1000, "interval": 40, "frames_300K": 300, "frames_600K": 100, "scan_points": 36},
@@ -209,8 +212,7 @@ def _cry_properties(p):
     return {c: {"eos": {}, "elastic": {}, "phonons": {"supercell": p["phonon_supercell"]}} for c in CRYSTALS}
 
 
-CRYSTAL = Regime(
-    name="crystal", method="DFT-PBEsol",
+CRYSTAL = Recipe(
     params={
         "small": {"repeat": 1, "repeat_b2": 1, "frames_id": 11, "strain_id": 0.01, "rattle_id": 0.05,
                   "strain_ood": [0.03, 0.06], "rattle": 0.04, "frames_ood": 2, "frames_polymorph": 5,
@@ -272,8 +274,7 @@ def _md_settings(p: dict) -> dict:
             "sample_every": 10, "progress": False}
 
 
-LIQUID = Regime(
-    name="liquid", method="GFN1-xTB",
+LIQUID = Recipe(
     params={
         "small": {"molecules": 16, "density": 1.0, "ood_density": 1.15, "timestep_fs": 0.5, "n_equil": 40,
                   "interval": 6, "frames_id": 50, "frames_ood": 15, **_MD_SMALL,
@@ -291,8 +292,7 @@ LIQUID = Regime(
     notes="periodic water box at 1.0 g/cm^3, Gamma-point xTB; ID = 300 K MD; OOD = 400 K MD and a 1.15 g/cm^3 box",
 )
 
-INTERFACE = Regime(
-    name="interface", method="GFN1-xTB",
+INTERFACE = Recipe(
     params={
         "small": {"molecules": 16, "density": 1.0, "vacuum": 12.0, "timestep_fs": 0.5, "n_equil": 40,
                   "interval": 6, "frames_id": 50, "frames_ood": 15, **_MD_SMALL},
@@ -307,9 +307,6 @@ INTERFACE = Regime(
     properties=lambda p: {"water_film": {"interface": {**_md_settings(p), "axis": 2}}},
     notes="water film (two liquid/vapour interfaces) in a periodic slab with vacuum along z; ID = 300 K MD; OOD = 400 K MD",
 )
-
-REGIMES = {r.name: r for r in (MOLECULAR, CRYSTAL, LIQUID, INTERFACE)}
-
 
 def reference_for(regime: Regime, method: str | None = None) -> dict:
     """The reference block of a regime (its default method unless `method` is given)."""

@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
-from ase.filters import FrechetCellFilter
-from ase.optimize import BFGS
 
+from optbench.data.sampling import bfgs_relax as relax  # noqa: F401  (the one relaxer; properties import it from here)
 from optbench.errors import InputError
 
 
@@ -119,18 +118,6 @@ def attach(atoms: Atoms, calculator) -> Atoms:
     atoms = atoms.copy()
     atoms.calc = calculator
     return atoms
-
-
-def relax(atoms: Atoms, *, cell: bool, fmax: float, steps: int) -> dict[str, Any]:
-    """Relax positions (and the cell when `cell`) in place with ASE's BFGS.
-
-    Returns {"converged": bool, "steps": int, "fmax": eV/Å reached}.
-    """
-    target = FrechetCellFilter(atoms) if cell else atoms
-    opt = BFGS(target, logfile=None)
-    converged = bool(opt.run(fmax=fmax, steps=steps)) if steps > 0 else False
-    forces = target.get_forces()
-    return {"converged": converged, "steps": int(opt.nsteps), "fmax": float(np.sqrt((forces**2).sum(axis=1)).max())}
 
 
 def scalar_errors(result: dict, reference: dict, keys) -> dict[str, dict[str, float]]:

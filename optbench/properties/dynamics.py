@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 from ase.data import covalent_radii
-from ase.md.langevin import Langevin
 from ase.md.langevinbaoab import LangevinBAOAB
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 from ase.neighborlist import natural_cutoffs, neighbor_list
 from tqdm.auto import tqdm
+
+from optbench.data.sampling import langevin_integrator, thermalize
 
 
 @dataclass
@@ -129,7 +129,8 @@ def _integrator(phase: Phase, atoms: Atoms, *, timestep_fs: float, temperature_K
                 pressure_bar: float, barostat_tau_fs: float, rng):
     dt = timestep_fs * units.fs
     if phase.kind in ("nvt", "equil"):
-        return Langevin(atoms, dt, temperature_K=temperature_K, friction=friction / units.fs, fixcm=False, rng=rng)
+        return langevin_integrator(atoms, timestep_fs=timestep_fs, temperature_K=temperature_K, friction_per_fs=friction,
+                                   rng=rng, fixcm=False)
     if phase.kind == "nve":
         return VelocityVerlet(atoms, dt)
     if phase.kind == "npt":
@@ -156,8 +157,7 @@ def run_md(atoms: Atoms, calculator, phases: list, *, temperature_K: float,
     atoms = atoms.copy()
     atoms.calc = calculator
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
-    Stationary(atoms)
+    thermalize(atoms, temperature_K, rng)
     monitor = StabilityMonitor(atoms, limits, temperature_K)
     traj = Trajectory()
     time = 0.0

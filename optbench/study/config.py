@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optbench.errors import InputError
 from optbench.loss import LossWeights
-
-REGIMES = ("molecular", "crystal", "liquid", "interface")
+from optbench.regimes import REGIMES
 
 
 class DatasetSpec(BaseModel):
@@ -24,7 +23,7 @@ class DatasetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    suite: Literal["molecular", "crystal", "liquid", "interface"] | None = None
+    suite: str | None = None  # a regime of optbench.regimes
     path: Path | None = None
     train: Path | None = None
     valid: Path | None = None
@@ -36,6 +35,13 @@ class DatasetSpec(BaseModel):
     # per property, settings that replace the reference's for the models (e.g. {"md": {"nvt_steps": 2000}}):
     # a shorter run gives larger error bars, and observables it cannot afford come back null with the reason
     property_settings: dict[str, dict] = Field(default_factory=dict)
+
+    @field_validator("suite")
+    @classmethod
+    def _known_regime(cls, suite: str | None) -> str | None:
+        if suite is not None and suite not in REGIMES:
+            raise ValueError(f"unknown regime '{suite}' (choose from {', '.join(REGIMES)})")
+        return suite
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:

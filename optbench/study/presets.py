@@ -1,8 +1,7 @@
 """Built-in studies: `quick` (the demo, minutes on a laptop) and `paper` (the full comparison).
 
-Each optimizer is searched around its own useful LR range, measured with the LR range test
-(`optbench.study.lr_range.lr_range_test`: CHGNet 0.3.0, one fixed batch of 4 training structures
-of the built-in suite, LR swept from 1e-6 to 10 over 40 steps, seed 0; run 2026-11-25):
+Each optimizer is searched around its own useful LR range, measured with the LR range test and
+kept with its registry entry (`OptimizerSpec.lr_range`, see optbench.optim.builtin):
 `RANGE_TESTS[opt][suite] = (lr_steepest, lr_diverged)`, the LR of steepest loss descent and the
 LR where the smoothed loss passed 4x its minimum. The quick study's LR is the geometric mean of
 the two steepest LRs (one significant digit); the paper grid is `lr_grid` around it (4 LRs,
@@ -14,18 +13,12 @@ from __future__ import annotations
 import copy
 import math
 
-SEVEN = ("adam", "adamw", "radam", "sgd", "lamb", "ranger", "schedulefree")
+from optbench.optim import FIRST_ORDER, REGISTRY
+from optbench.regimes import BUILTIN_REGIMES
 
-# Measured (lr_steepest, lr_diverged); smoothed loss of the batch (loss units) start -> minimum in the comment.
-RANGE_TESTS = {
-    "adam": {"molecular": (0.0011, 0.11), "crystal": (0.0017, 0.37)},  # 0.883 -> 0.324, 0.217 -> 0.060
-    "adamw": {"molecular": (0.0011, 0.11), "crystal": (0.0017, 0.37)},  # 0.883 -> 0.324, 0.217 -> 0.060
-    "radam": {"molecular": (0.013, 1.3), "crystal": (0.013, 4.4)},  # 0.883 -> 0.336, 0.217 -> 0.065
-    "sgd": {"molecular": (0.0039, 0.031), "crystal": (0.0011, 0.046)},  # 0.883 -> 0.334, 0.217 -> 0.128
-    "lamb": {"molecular": (0.0026, 0.11), "crystal": (0.0026, 0.046)},  # 0.883 -> 0.331, 0.217 -> 0.079
-    "ranger": {"molecular": (0.0089, 0.11), "crystal": (0.031, 0.16)},  # 0.883 -> 0.382, 0.217 -> 0.073
-    "schedulefree": {"molecular": (0.0017, 0.02), "crystal": (0.0026, 0.046)},  # 0.883 -> 0.112, 0.217 -> 0.022
-}
+SEVEN = FIRST_ORDER  # the compared optimizers: the built-in entries with a measured LR range
+
+RANGE_TESTS = {name: dict(REGISTRY[name].lr_range) for name in SEVEN}
 
 
 def _measured(name: str) -> dict:
@@ -67,7 +60,7 @@ _QUICK = {
 
 _PAPER = {
     "name": "paper",
-    "datasets": [{"name": r, "suite": r} for r in ("molecular", "crystal", "liquid", "interface")],
+    "datasets": [{"name": r, "suite": r} for r in BUILTIN_REGIMES],
     "backbones": ["chgnet"],
     "optimizers": {name: {"lrs": paper_grid(name)} for name in SEVEN},
     "seeds": [0, 1, 2],

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from optbench.config import FinetuneConfig
+from optbench.data.manifest import load_manifest, manifest_splits, suite_path
 from optbench.errors import InputError
 from optbench.evaluate import tag_of
 from optbench.layout import StudyDir
@@ -38,28 +38,14 @@ def resolve_dataset(spec: DatasetSpec) -> ResolvedDataset:
         tags = {n: spec.tags.get(n, tag_of(n)) for n in spec.tests}
         return ResolvedDataset(spec.name, spec.regime or "custom", spec.train, dict(spec.tests), tags, spec.valid,
                                dict(spec.keys), properties=spec.properties, property_settings=dict(spec.property_settings))
-    if spec.suite is not None:
-        from optbench.data import suite_path
-
-        folder = Path(suite_path(spec.suite))
-    else:
-        folder = Path(spec.path)
-    mpath = folder / "manifest.json"
-    if not mpath.is_file():
+    folder = Path(suite_path(spec.suite) if spec.suite is not None else spec.path)
+    if not (folder / "manifest.json").is_file():
         raise InputError("dataset folder has no manifest.json", file=folder, field=f"datasets.{spec.name}")
-    manifest = json.loads(mpath.read_text())
-    train, valid, tests, tags = None, None, {}, {}
-    for split, info in manifest.get("splits", {}).items():
-        tag = str(info.get("tag", "")).upper()
-        if tag == "TRAIN":
-            train = folder / info["file"]
-        elif tag == "VALID":
-            valid = folder / info["file"]
-        elif tag in ("ID", "OOD"):
-            tests[split] = folder / info["file"]
-            tags[split] = tag
-    if train is None:
-        raise InputError("manifest has no split tagged 'train'", file=mpath, field="splits")
+    manifest = load_manifest(folder)
+    parts = manifest_splits(folder, manifest)
+    train, valid = parts.train, parts.valid
+    tests = {split: path for split, (_, path) in parts.tests.items()}
+    tags = {split: tag for split, (tag, _) in parts.tests.items()}
     keys = {**manifest.get("keys", {}), **spec.keys}
     return ResolvedDataset(spec.name, spec.regime or manifest.get("regime", spec.suite or "custom"), train, tests, tags,
                            valid, keys, folder, manifest, spec.properties, dict(spec.property_settings))
