@@ -2,12 +2,12 @@
 
 A regime is its name, its reference method, a one-line description, its sampling recipe (the
 structures, the jobs that produce its splits, its reference properties per size; see
-optbench.data.suite) and the folder of its shipped `--size small` dataset. The data layer
+optbench.data.recipe) and the folder of its shipped `--size small` dataset. The data layer
 (generation, `optbench data list`, `suite_path`), the study config and the CLI read the names
 from here. Importing this module imports nothing heavy (the CLI lists the names from it).
 
-To add a regime: a recipe (a `Recipe` in a module of its own, or beside the others in
-optbench/data/suite.py) and one `register_regime(Regime(...))` line.
+To add a regime: a recipe (a `Recipe` in a module of its own, like those in
+optbench/data/recipes/) and one `register_regime(Regime(...))` line.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Regime:
     name: str
     method: str  # reference method of its data (optbench.data.reference.reference_block)
     description: str  # one line, shown by `optbench data list` before the data exist
-    recipe: str  # "module:ATTR" of its sampling recipe (an optbench.data.suite.Recipe)
+    recipe: str  # "module:ATTR" of its sampling recipe (an optbench.data.recipe.Recipe)
     folder: Path | None = None  # its shipped --size small dataset; None: optbench/suite/<name>
 
     def path(self) -> Path:
@@ -64,12 +64,12 @@ def get_regime(name: str) -> Regime:
 
 
 for _regime in (
-    Regime("molecular", "GFN2-xTB", "ethanol, malonaldehyde, butane; GFN2-xTB", "optbench.data.suite:MOLECULAR"),
+    Regime("molecular", "GFN2-xTB", "ethanol, malonaldehyde, butane; GFN2-xTB", "optbench.data.recipes.molecular:MOLECULAR"),
     Regime("crystal", "DFT-PBEsol",
            "Si (diamond), NaCl (rocksalt, CsCl polymorph), Al (fcc); plane-wave DFT PBEsol (GPAW)",
-           "optbench.data.suite:CRYSTAL"),
-    Regime("liquid", "GFN1-xTB", "16-molecule water box; GFN1-xTB", "optbench.data.suite:LIQUID"),
-    Regime("interface", "GFN1-xTB", "water film with vacuum (liquid/vapour); GFN1-xTB", "optbench.data.suite:INTERFACE"),
+           "optbench.data.recipes.crystal:CRYSTAL"),
+    Regime("liquid", "GFN1-xTB", "16-molecule water box; GFN1-xTB", "optbench.data.recipes.water:LIQUID"),
+    Regime("interface", "GFN1-xTB", "water film with vacuum (liquid/vapour); GFN1-xTB", "optbench.data.recipes.water:INTERFACE"),
 ):
     register_regime(_regime)
 

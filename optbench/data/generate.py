@@ -12,8 +12,8 @@ from ase.io import read, write
 from tqdm import tqdm
 
 from optbench.data.manifest import sha256_file
+from optbench.data.recipe import SIZES, reference_for
 from optbench.data.sampling import label, roundtrip
-from optbench.data.suite import SIZES, reference_for
 from optbench.errors import InputError
 from optbench.io import check_writable_dir, read_json, write_json, write_text
 from optbench.regimes import get_regime

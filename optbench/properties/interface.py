@@ -20,7 +20,7 @@ from optbench.properties.dynamics import (
     remove_com,
     run_md,
 )
-from optbench.properties.md import (
+from optbench.properties.observables import (
     AMU_PER_A3_TO_G_PER_CM3,
     check_run_settings,
     compare_observables,
