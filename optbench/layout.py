@@ -39,22 +39,26 @@ def model_folder(path: Path) -> Path:
     return path / RunDir.MODEL if (path / RunDir.MODEL / BACKBONE_FILE).is_file() else path
 
 
-class RunDir:
+class _Folder:
+    """A folder known by its path: `os.fspath` gives the path, repr names the class."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+class RunDir(_Folder):
     """One fine-tuning run's folder (`optbench finetune --out RUN_DIR`, or a study's trial)."""
 
     RESULTS, METRICS, CONFIG, ZERO_SHOT = "results.json", "metrics.jsonl", "config.yaml", "zero_shot.json"
     CHECKPOINTS, MODEL, CRASH, ERROR = "checkpoints", "model", "crash.json", "error.txt"
     ENTRIES = (RESULTS, METRICS, CONFIG, ZERO_SHOT, CHECKPOINTS, MODEL, CRASH, ERROR)  # --restart removes these
     KEEP = (RESULTS, CHECKPOINTS)  # a folder holding one of these is never removed after an error
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r})"
-
-    def __fspath__(self) -> str:
-        return str(self.path)
 
     # ---- paths
     @property
@@ -187,21 +191,12 @@ class PropertyFile:
         return self.key.startswith(PRETRAINED)
 
 
-class StudyDir:
+class StudyDir(_Folder):
     """A study's folder (`optbench run --out STUDY_DIR`)."""
 
     INDEX, CONFIG, TRIALS, ANALYSES, LR_RANGE, CACHE = "study.json", "study.yaml", "trials", "analyses", "lr_range", "cache"
     RESULTS_CSV, REPORT_MD, REPORT_HTML, FIGURES = "results.csv", "report.md", "report.html", "figures"
     KEEP = (INDEX, TRIALS, LR_RANGE)  # a folder holding one of these is never removed after an error
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"StudyDir({str(self.path)!r})"
-
-    def __fspath__(self) -> str:
-        return str(self.path)
 
     # ---- the index and the trials
     @property

@@ -145,7 +145,6 @@ def analyse(
     torch.manual_seed(seed)
     op = operator or build_hvp_operator(backbone, featurized_set, weights, indices, gauss_newton=gauss_newton)
     all_params = backbone.parameters()
-    space = op.space
     result: dict = {
         "loss": float(op.loss.detach()),
         "loss_parts": {key: float(v) for key, v in op.parts.items()},
@@ -163,6 +162,15 @@ def analyse(
     result["seconds_per_hvp"] = (time.perf_counter() - t0) / max(op.n_matvec - n0, 1)
     if optimizer_name is None or optimizer_state is None:
         return result
+    result.update(_preconditioned(op, hrun, optimizer_name, optimizer_state, all_params, hparams, k, common))
+    return result
+
+
+def _preconditioned(op, hrun: LanczosResult, optimizer_name: str, optimizer_state: dict, all_params, hparams,
+                    k: int, common: dict) -> dict:
+    """"preconditioner", the spectrum of P^1/2 H P^1/2 ("preconditioned") and P's "spectral_filter"
+    along H's top eigenvectors, P read from the optimizer's state."""
+    space = op.space
     # parameters the optimizer never stepped have no state: leave them out of the preconditioned space
     states = optimizer_state.get("state", {})
     if not preconditioner_spec(optimizer_name).preconditioner.needs_state:  # SGD, L-BFGS
@@ -179,10 +187,8 @@ def analyse(
         coords = None
     pre, _ = spectrum_summary(preconditioned(matvec, P), dim, vectors=False, label=f"P^1/2HP^1/2 ({P.name})", **common)
     pre["params_without_state"] = [space.names[j] for j in range(len(space.index)) if j not in set(keep)]
-    result["preconditioner"] = {"optimizer": P.name, "trace": P.trace(), "mean_scale": P.trace() / max(P.dim, 1), **P.info}
-    result["preconditioned"] = pre
-    result["spectral_filter"] = spectral_filter(hrun, P, k, coords)
-    return result
+    return {"preconditioner": {"optimizer": P.name, "trace": P.trace(), "mean_scale": P.trace() / max(P.dim, 1), **P.info},
+            "preconditioned": pre, "spectral_filter": spectral_filter(hrun, P, k, coords)}
 
 
 def spectral_filter(hrun: LanczosResult, P: Preconditioner, k: int, coords: torch.Tensor | None = None) -> dict:

@@ -96,8 +96,6 @@ def run_curvature(
     of the L-BFGS stage on the spectrum is in the same file. Defaults: n_iter = 2k + 10 Lanczos
     steps, n_probes = k Hutchinson probes (deflated by the Krylov basis), n_slq SLQ vectors.
     """
-    from optbench.loss import FeaturizedSet
-
     _check_settings(data, n_structures, k, n_iter, n_probes, n_slq)
     t0 = time.perf_counter()
     run, out = RunDir(run_dir), Path(out)
@@ -111,10 +109,9 @@ def run_curvature(
         "n_probes": n_probes if n_probes is not None else k, "n_slq": n_slq,
         "gauss_newton": gauss_newton, "seed": seed, "progress": progress,
     }
-    backbone = _backbone(config, ckpt, run.checkpoint(checkpoint), device)
-    fset = FeaturizedSet(frames, backbone, name=Path(data).stem)
     hparams = {key: v for key, v in config.optimizer_kwargs.items() if key != "lr"}
-    res = analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), hparams=hparams, **opts)
+    at = {"frames": frames, "name": Path(data).stem, "weights": weights, "hparams": hparams, "opts": opts, "device": device}
+    res = _analyse_at(config, ckpt, run.checkpoint(checkpoint), **at)
     result = {
         "run_dir": str(run_dir), "checkpoint": checkpoint, "step": ckpt.get("step"),
         "optimizer": ckpt["optimizer"], "model": config.model, "data": str(data),
@@ -127,16 +124,22 @@ def run_curvature(
         panels[f"P^1/2 H P^1/2 ({res['preconditioner']['optimizer']})"] = res["preconditioned"]
     if before is not None:
         b_config, b_ckpt = before
-        b_backbone = _backbone(b_config, b_ckpt, run.checkpoint("final"), device)
-        b_fset = FeaturizedSet(frames, b_backbone, name=fset.name)
-        result["before_refinement"] = analyse(
-            b_backbone, b_fset, weights, b_ckpt["optimizer"], b_ckpt.get("optimizer_state"), hparams=hparams, **opts
-        )
+        result["before_refinement"] = _analyse_at(b_config, b_ckpt, run.checkpoint("final"), **at)
         result["before_refinement"].update({"checkpoint": "final", "optimizer": b_ckpt["optimizer"], "step": b_ckpt.get("step")})
     result["wall_time_s"] = time.perf_counter() - t0
     _figures(result, panels, out)
     write_json(out / CURVATURE_JSON, result)
     return result
+
+
+def _analyse_at(config, ckpt: dict, path: Path, *, frames, name: str, weights, hparams: dict, opts: dict,
+                device: str) -> dict:
+    """`analyse` of the backbone and optimizer state saved in checkpoint `ckpt` (file `path`)."""
+    from optbench.loss import FeaturizedSet
+
+    backbone = _backbone(config, ckpt, path, device)
+    fset = FeaturizedSet(frames, backbone, name=name)
+    return analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), hparams=hparams, **opts)
 
 
 def _figures(result: dict, panels: dict, out: Path) -> list[Path]:

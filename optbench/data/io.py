@@ -76,10 +76,29 @@ def read_frames(
     index: str | slice = ":",
 ) -> list[Frame]:
     """Read every frame of an extxyz file and validate its labels."""
-    from ase.io import read
-
     keys = keys or LabelKeys()
     path = Path(path)
+    images = _read_images(path, index)
+    frames = []
+    for i, atoms in enumerate(images):
+        if len(atoms) == 0:
+            raise InputError(f"frame {i} has no atoms", file=path)
+        energy = _energy(atoms, keys, path, i, require_energy)
+        forces = _forces(atoms, keys, path, i)
+        stress = _stress(atoms, keys, path, i)
+        clean = Atoms(
+            numbers=atoms.get_atomic_numbers(), positions=atoms.get_positions(),
+            cell=atoms.get_cell(), pbc=atoms.get_pbc(),
+        )
+        info = {k: v for k, v in atoms.info.items() if k not in {keys.energy, keys.stress, keys.virial}}
+        frames.append(Frame(clean, energy, forces, stress, info))
+    return frames
+
+
+def _read_images(path: Path, index) -> list[Atoms]:
+    """The structures of an extxyz file; InputError for a missing, empty or unreadable file."""
+    from ase.io import read
+
     if path.is_dir():
         raise InputError("is a directory; expected an extxyz file", file=path)
     if not path.is_file():
@@ -94,44 +113,47 @@ def read_frames(
         images = [images]
     if not images:
         raise InputError("file holds no structures", file=path)
-    frames = []
-    for i, atoms in enumerate(images):
-        n = len(atoms)
-        if n == 0:
-            raise InputError(f"frame {i} has no atoms", file=path)
-        energy = _lookup(atoms, keys.energy)
-        if energy is None and require_energy:
-            raise InputError(f"frame {i} has no energy label", file=path, field=keys.energy)
-        if energy is not None:
-            try:
-                energy = float(np.asarray(energy).reshape(()))
-            except (TypeError, ValueError):
-                raise InputError(f"frame {i}: energy is not a number", file=path, field=keys.energy) from None
-            if not np.isfinite(energy):
-                raise InputError(f"frame {i}: energy is not finite", file=path, field=keys.energy)
-        forces = _lookup(atoms, keys.forces)
-        if forces is not None:
-            forces = np.asarray(forces, dtype=float)
-            if forces.shape != (n, 3):
-                raise InputError(f"frame {i}: forces have shape {forces.shape}, expected ({n}, 3)", file=path, field=keys.forces)
-            if not np.all(np.isfinite(forces)):
-                raise InputError(f"frame {i}: forces contain NaN or inf", file=path, field=keys.forces)
-        stress = _lookup(atoms, keys.stress)
-        if stress is not None:
-            stress = _as_stress(stress, path, keys.stress, i)
-        else:
-            virial = _lookup(atoms, keys.virial)
-            if virial is not None:
-                vol = atoms.get_volume() if atoms.cell.rank == 3 else 0.0
-                if vol <= 0:
-                    raise InputError(f"frame {i}: virial given but the cell has no volume", file=path, field=keys.virial)
-                stress = -_as_stress(virial, path, keys.virial, i) / vol
-        if stress is not None and not np.all(np.isfinite(stress)):
-            raise InputError(f"frame {i}: stress contains NaN or inf", file=path, field=keys.stress)
-        clean = Atoms(
-            numbers=atoms.get_atomic_numbers(), positions=atoms.get_positions(),
-            cell=atoms.get_cell(), pbc=atoms.get_pbc(),
-        )
-        info = {k: v for k, v in atoms.info.items() if k not in {keys.energy, keys.stress, keys.virial}}
-        frames.append(Frame(clean, energy, forces, stress, info))
-    return frames
+    return images
+
+
+def _energy(atoms: Atoms, keys: LabelKeys, path: Path, i: int, required: bool) -> float | None:
+    energy = _lookup(atoms, keys.energy)
+    if energy is None and required:
+        raise InputError(f"frame {i} has no energy label", file=path, field=keys.energy)
+    if energy is not None:
+        try:
+            energy = float(np.asarray(energy).reshape(()))
+        except (TypeError, ValueError):
+            raise InputError(f"frame {i}: energy is not a number", file=path, field=keys.energy) from None
+        if not np.isfinite(energy):
+            raise InputError(f"frame {i}: energy is not finite", file=path, field=keys.energy)
+    return energy
+
+
+def _forces(atoms: Atoms, keys: LabelKeys, path: Path, i: int) -> np.ndarray | None:
+    n = len(atoms)
+    forces = _lookup(atoms, keys.forces)
+    if forces is not None:
+        forces = np.asarray(forces, dtype=float)
+        if forces.shape != (n, 3):
+            raise InputError(f"frame {i}: forces have shape {forces.shape}, expected ({n}, 3)", file=path, field=keys.forces)
+        if not np.all(np.isfinite(forces)):
+            raise InputError(f"frame {i}: forces contain NaN or inf", file=path, field=keys.forces)
+    return forces
+
+
+def _stress(atoms: Atoms, keys: LabelKeys, path: Path, i: int) -> np.ndarray | None:
+    """The stress label (3x3, eV/Å^3), or minus the virial over the volume."""
+    stress = _lookup(atoms, keys.stress)
+    if stress is not None:
+        stress = _as_stress(stress, path, keys.stress, i)
+    else:
+        virial = _lookup(atoms, keys.virial)
+        if virial is not None:
+            vol = atoms.get_volume() if atoms.cell.rank == 3 else 0.0
+            if vol <= 0:
+                raise InputError(f"frame {i}: virial given but the cell has no volume", file=path, field=keys.virial)
+            stress = -_as_stress(virial, path, keys.virial, i) / vol
+    if stress is not None and not np.all(np.isfinite(stress)):
+        raise InputError(f"frame {i}: stress contains NaN or inf", file=path, field=keys.stress)
+    return stress

@@ -223,48 +223,13 @@ def fetch(name: str, out: str | Path, from_path: str | Path | None = None) -> Pa
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        shas = {}
-        for rel, expected in _files(d).items():
-            target = tmp / rel
-            if from_path is None:
-                _download(f"{d.source}/{rel}", target)
-                origin = f"{d.source}/{rel}"
-            else:
-                src = from_path / rel
-                if not src.is_file():
-                    raise InputError(f"file '{rel}' of {name} is missing", file=src, field="--from")
-                shutil.copyfile(src, target)
-                origin = src
-            sha = sha256_file(target)
-            if expected and sha != expected:
-                raise InputError(f"sha256 mismatch: expected {expected}, got {sha}", file=origin, field="sha256")
-            shas[rel] = sha
+        shas = _collect(d, name, tmp, from_path)
         split_files, keys = dict(d.splits), dict(d.keys)
         if d.convert:
             split_files, keys = CONVERTERS[d.convert](tmp, d)
-        splits, alternatives = {}, {}
-        for split, s in split_files.items():
-            frames = read_frames(tmp / s.file, LabelKeys(**keys))
-            sha = shas.get(s.file) or sha256_file(tmp / s.file)
-            # one split is tagged train; other training sets are offered beside it, not mixed in
-            target = alternatives if s.tag == "train" and split != "train" else splits
-            target[split] = {"file": s.file, "tag": s.tag, "count": len(frames), "sha256": sha}
-        manifest = {
-            "name": name, "regime": d.regime, "seed": None, "size": "full", "description": d.description,
-            "reference": {"method": d.reference, "code": "external (not recomputable offline)"},
-            "keys": keys, "units": {"energy": "eV", "forces": "eV/Å"}, "train_split": "train",
-            "splits": splits, "alternative_train_splits": alternatives, "structures": {}, "reference_properties": {},
-            "files": shas, "converted": d.convert, "note": d.note,
-            "source": d.source, "homepage": d.homepage, "licence": d.licence, "citation": d.citation,
-            "sha256_pinned": d.pinned, "imported_from": str(from_path) if from_path else None,
-        }
-        write_json(tmp / "manifest.json", manifest)
-        if out.exists():
-            out.rmdir()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 700; a dataset folder is as readable as any other
-        os.replace(tmp, out)
+        splits, alternatives = _split_entries(split_files, keys, tmp, shas)
+        write_json(tmp / "manifest.json", _manifest(d, name, keys, splits, alternatives, shas, from_path))
+        _publish(tmp, out)
     except InputError as err:  # name the user's file (or URL), never the deleted temporary copy
         shutil.rmtree(tmp, ignore_errors=True)
         if err.file is None or not err.file.startswith(str(tmp)):
@@ -276,3 +241,59 @@ def fetch(name: str, out: str | Path, from_path: str | Path | None = None) -> Pa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _collect(d, name: str, tmp: Path, from_path: Path | None) -> dict[str, str]:
+    """Download (or copy from `from_path`) every file of `d` into `tmp`; their sha256, each checked
+    against its pin."""
+    shas = {}
+    for rel, expected in _files(d).items():
+        target = tmp / rel
+        if from_path is None:
+            _download(f"{d.source}/{rel}", target)
+            origin = f"{d.source}/{rel}"
+        else:
+            src = from_path / rel
+            if not src.is_file():
+                raise InputError(f"file '{rel}' of {name} is missing", file=src, field="--from")
+            shutil.copyfile(src, target)
+            origin = src
+        sha = sha256_file(target)
+        if expected and sha != expected:
+            raise InputError(f"sha256 mismatch: expected {expected}, got {sha}", file=origin, field="sha256")
+        shas[rel] = sha
+    return shas
+
+
+def _split_entries(split_files: dict, keys: dict, tmp: Path, shas: dict) -> tuple[dict, dict]:
+    """Manifest entries of the splits (frames read and validated) and of the alternative training sets."""
+    splits, alternatives = {}, {}
+    for split, s in split_files.items():
+        frames = read_frames(tmp / s.file, LabelKeys(**keys))
+        sha = shas.get(s.file) or sha256_file(tmp / s.file)
+        # one split is tagged train; other training sets are offered beside it, not mixed in
+        target = alternatives if s.tag == "train" and split != "train" else splits
+        target[split] = {"file": s.file, "tag": s.tag, "count": len(frames), "sha256": sha}
+    return splits, alternatives
+
+
+def _manifest(d, name: str, keys: dict, splits: dict, alternatives: dict, shas: dict, from_path) -> dict:
+    return {
+        "name": name, "regime": d.regime, "seed": None, "size": "full", "description": d.description,
+        "reference": {"method": d.reference, "code": "external (not recomputable offline)"},
+        "keys": keys, "units": {"energy": "eV", "forces": "eV/Å"}, "train_split": "train",
+        "splits": splits, "alternative_train_splits": alternatives, "structures": {}, "reference_properties": {},
+        "files": shas, "converted": d.convert, "note": d.note,
+        "source": d.source, "homepage": d.homepage, "licence": d.licence, "citation": d.citation,
+        "sha256_pinned": d.pinned, "imported_from": str(from_path) if from_path else None,
+    }
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move the finished temporary folder to `out`, as readable as any folder the user makes."""
+    if out.exists():
+        out.rmdir()
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 700; a dataset folder is as readable as any other
+    os.replace(tmp, out)

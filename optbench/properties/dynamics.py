@@ -1,10 +1,12 @@
 """Shared MD engine: ASE Langevin (NVT), Velocity Verlet (NVE) and Langevin-BAOAB with a hydrostatic
 barostat (NPT), an equilibration phase that runs until the temperature is stable, stability checks that
-stop a failed run early, and the statistics of the observables (block averages, MSD, diffusion)."""
+stop a failed run early. The statistics of the samples (block averages, MSD, diffusion) live in
+optbench.properties.statistics, importable from here as before."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from ase import Atoms, units
@@ -15,6 +17,13 @@ from ase.neighborlist import natural_cutoffs, neighbor_list
 from tqdm.auto import tqdm
 
 from optbench.data.sampling import langevin_integrator, thermalize
+from optbench.properties.statistics import (
+    DIFFUSIVE_EXPONENT,
+    block_average,
+    diffusion_fit,
+    msd_curve,
+    remove_com,
+)
 
 
 @dataclass
@@ -158,137 +167,93 @@ def run_md(atoms: Atoms, calculator, phases: list, *, temperature_K: float,
     atoms.calc = calculator
     rng = np.random.default_rng(seed)
     thermalize(atoms, temperature_K, rng)
-    monitor = StabilityMonitor(atoms, limits, temperature_K)
-    traj = Trajectory()
-    time = 0.0
-    n = len(atoms)
-    periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3
-
-    def sample(phase: str) -> None:
-        traj.times_fs.append(time)
-        traj.phases.append(phase)
-        traj.positions.append(atoms.get_positions())
-        traj.potential_eV.append(float(atoms.get_potential_energy()))
-        traj.kinetic_eV.append(float(atoms.get_kinetic_energy()))
-        traj.temperature_K.append(float(atoms.get_temperature()) if n else 0.0)
-        traj.volume_A3.append(float(atoms.get_volume()) if periodic else None)
-
-    total = sum(p.steps for p in phases)
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    run = _Run(atoms, Trajectory(), StabilityMonitor(atoms, limits, temperature_K), timestep_fs, sample_every,
+               tqdm(total=sum(p.steps for p in phases), desc=desc, disable=not progress, leave=False), on_sample)
     try:
-        reason = monitor.check(atoms)
-        sample(phases[0].kind if phases else "nvt")
+        reason = run.monitor.check(atoms)
+        run.sample(phases[0].kind if phases else "nvt")
         for phase in phases:
             if reason:
                 break
             dyn = _integrator(phase, atoms, timestep_fs=timestep_fs, temperature_K=temperature_K,
                               friction=phase.friction_per_fs or friction_per_fs, pressure_bar=pressure_bar,
                               barostat_tau_fs=barostat_tau_fs, rng=rng)
-            done, block_T, block_means = 0, [], []
-            if phase.kind == "equil":
-                traj.equilibration = {"steps": 0, "time_fs": 0.0, "converged": False, "block_means_K": block_means,
-                                      "criterion": f"last {equilibration.n_blocks} blocks of {equilibration.block_steps} "
-                                                   f"steps within {equilibration.tolerance_K} K of {temperature_K} K"}
-            while done < phase.steps:
-                chunk = min(sample_every, phase.steps - done)
-                dyn.run(chunk)
-                done += chunk
-                traj.steps_done += chunk
-                time += chunk * timestep_fs
-                bar.update(chunk)
-                reason = monitor.check(atoms)
-                if reason:
-                    traj.verdict = _failed(reason, traj.steps_done)
-                    break
-                sample(phase.kind)
-                if on_sample is not None:
-                    on_sample(traj)
-                if phase.kind == "equil":
-                    block_T.append(traj.temperature_K[-1])
-                    if len(block_T) == max(1, equilibration.block_steps // sample_every):  # a block is complete
-                        block_means.append(float(np.mean(block_T)))
-                        block_T = []
-                        traj.equilibration.update(steps=done, time_fs=done * timestep_fs)
-                        if equilibration.done(block_means, temperature_K):
-                            traj.equilibration["converged"] = True
-                            break
-            if phase.kind == "equil":
-                traj.equilibration.update(steps=done, time_fs=done * timestep_fs)
-        if reason and traj.verdict["stable"]:
-            traj.verdict = _failed(reason, traj.steps_done)
+            reason = _run_phase(run, phase, dyn, equilibration, temperature_K)
+        if reason and run.traj.verdict["stable"]:
+            run.traj.verdict = _failed(reason, run.traj.steps_done)
     finally:
-        bar.close()
-    return traj
+        run.bar.close()
+    return run.traj
 
 
-def remove_com(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Positions (T, N, 3) relative to each frame's centre of mass."""
-    com = (positions * masses[None, :, None]).sum(axis=1) / masses.sum()
-    return positions - com[:, None, :]
+@dataclass
+class _Run:
+    """One run_md call under way: its atoms, its trajectory so far, the clock."""
+
+    atoms: Atoms
+    traj: Trajectory
+    monitor: StabilityMonitor
+    timestep_fs: float
+    sample_every: int
+    bar: Any
+    on_sample: Any = None
+    time_fs: float = 0.0
+
+    def sample(self, phase: str) -> None:
+        atoms, traj = self.atoms, self.traj
+        traj.times_fs.append(self.time_fs)
+        traj.phases.append(phase)
+        traj.positions.append(atoms.get_positions())
+        traj.potential_eV.append(float(atoms.get_potential_energy()))
+        traj.kinetic_eV.append(float(atoms.get_kinetic_energy()))
+        traj.temperature_K.append(float(atoms.get_temperature()) if len(atoms) else 0.0)
+        periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3
+        traj.volume_A3.append(float(atoms.get_volume()) if periodic else None)
+
+    def advance(self, dyn, steps: int, phase: str) -> str | None:
+        """`steps` steps of `dyn`, then the stability check: the failure's reason, or a new sample."""
+        dyn.run(steps)
+        self.traj.steps_done += steps
+        self.time_fs += steps * self.timestep_fs
+        self.bar.update(steps)
+        reason = self.monitor.check(self.atoms)
+        if reason:
+            self.traj.verdict = _failed(reason, self.traj.steps_done)
+            return reason
+        self.sample(phase)
+        if self.on_sample is not None:
+            self.on_sample(self.traj)
+        return None
 
 
-def msd_curve(times_fs: np.ndarray, positions: np.ndarray, dims=(0, 1, 2),
-              max_lag_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Mean-squared displacement (Å^2) against lag time (fs) of unwrapped `positions` (T, N, 3),
-    averaged over time origins and atoms, over the coordinates `dims`."""
-    if len(positions) < 3 or positions.shape[1] == 0:
-        return np.zeros(0), np.zeros(0)
-    rel = positions[:, :, list(dims)]
-    n_lag = max(2, int(len(rel) * max_lag_fraction))
-    lags = np.arange(n_lag)
-    msd = np.array([0.0] + [float(((rel[k:] - rel[:-k]) ** 2).sum(axis=2).mean()) for k in lags[1:]])
-    dt = times_fs[1] - times_fs[0]
-    return lags * dt, msd
+def _run_phase(run: _Run, phase: Phase, dyn, criterion: Equilibration, temperature_K: float) -> str | None:
+    """One phase, sampled every `sample_every` steps; an "equil" phase stops once `criterion` holds and
+    keeps its record in `traj.equilibration`. Returns the reason of a failed stability check."""
+    traj, equil = run.traj, phase.kind == "equil"
+    done, block_T, block_means, reason = 0, [], [], None
+    if equil:
+        traj.equilibration = {"steps": 0, "time_fs": 0.0, "converged": False, "block_means_K": block_means,
+                              "criterion": f"last {criterion.n_blocks} blocks of {criterion.block_steps} "
+                                           f"steps within {criterion.tolerance_K} K of {temperature_K} K"}
+    while done < phase.steps:
+        chunk = min(run.sample_every, phase.steps - done)
+        reason = run.advance(dyn, chunk, phase.kind)
+        done += chunk
+        if reason:
+            break
+        if equil:
+            block_T.append(traj.temperature_K[-1])
+            if len(block_T) == max(1, criterion.block_steps // run.sample_every):  # a block is complete
+                block_means.append(float(np.mean(block_T)))
+                block_T = []
+                traj.equilibration.update(steps=done, time_fs=done * run.timestep_fs)
+                if criterion.done(block_means, temperature_K):
+                    traj.equilibration["converged"] = True
+                    break
+    if equil:
+        traj.equilibration.update(steps=done, time_fs=done * run.timestep_fs)
+    return reason
 
 
-def block_average(x, n_blocks: int = 5) -> tuple[float | None, float | None]:
-    """(mean, standard error) of a correlated series from `n_blocks` contiguous block means:
-    error = std(block means, ddof=1) / sqrt(n_blocks). Blocks much longer than the correlation time
-    make the block means independent. (None, None) for an empty series; error None below
-    2 samples per block."""
-    x = np.asarray([v for v in x if v is not None], float)
-    if len(x) == 0:
-        return None, None
-    if len(x) < 2 * n_blocks or n_blocks < 2:
-        return float(x.mean()), None
-    blocks = np.array_split(x, n_blocks)
-    means = np.array([b.mean() for b in blocks])
-    return float(x.mean()), float(means.std(ddof=1) / np.sqrt(n_blocks))
-
-
-DIFFUSIVE_EXPONENT = (0.7, 1.3)  # accepted log-log slope of the MSD over the fitted lags (1 = diffusive)
-
-
-def diffusion_fit(times_fs: np.ndarray, positions: np.ndarray, dims=(0, 1, 2), *, min_lag_fs: float,
-                  window_fs: float) -> dict:
-    """Einstein diffusion coefficient from the MSD of unwrapped `positions` (T, N, 3) over lags
-    [`min_lag_fs`, `min_lag_fs` + `window_fs`], which must span at most half the run.
-
-    Returns {"D_A2_per_ps", "err_A2_per_ps" (std of the per-atom fits / sqrt(N): atoms as blocks),
-    "reason" (why D is None), "fit_lags_fs", "msd_exponent" (log-log slope over the window)}.
-    D is None when the run is shorter than 2 x the largest lag, or the MSD is not diffusive there
-    (exponent outside DIFFUSIVE_EXPONENT)."""
-    a, b = min_lag_fs, min_lag_fs + window_fs
-    out = {"D_A2_per_ps": None, "err_A2_per_ps": None, "reason": None, "fit_lags_fs": [a, b], "msd_exponent": None}
-    run = float(times_fs[-1] - times_fs[0]) if len(times_fs) > 1 else 0.0
-    if run < 2 * b or positions.shape[1] == 0:
-        out["reason"] = (f"run {run / 1000:.2f} ps < 2 x {b / 1000:.2f} ps (MSD fitted over lags "
-                         f"{a / 1000:.2f}-{b / 1000:.2f} ps)") if positions.shape[1] else "no atoms to follow"
-        return out
-    dt = float(times_fs[1] - times_fs[0])
-    ks = np.arange(max(1, int(round(a / dt))), int(round(b / dt)) + 1)
-    rel = positions[:, :, list(dims)]
-    per_atom = np.array([((rel[k:] - rel[:-k]) ** 2).sum(axis=2).mean(axis=0) for k in ks])  # (K, N) Å^2
-    lag = ks * dt
-    slopes = np.polyfit(lag, per_atom, 1)[0]  # Å^2/fs per atom
-    d_atoms = slopes / (2 * len(dims)) * 1000.0  # Å^2/ps
-    msd = per_atom.mean(axis=1)
-    alpha = float(np.polyfit(np.log(lag), np.log(np.maximum(msd, 1e-300)), 1)[0])
-    out["msd_exponent"] = alpha
-    if not DIFFUSIVE_EXPONENT[0] <= alpha <= DIFFUSIVE_EXPONENT[1]:
-        out["reason"] = (f"MSD not diffusive over lags {a / 1000:.2f}-{b / 1000:.2f} ps "
-                         f"(log-log slope {alpha:.2f}, 1 expected)")
-        return out
-    out["D_A2_per_ps"] = float(d_atoms.mean())
-    out["err_A2_per_ps"] = float(d_atoms.std(ddof=1) / np.sqrt(len(d_atoms))) if len(d_atoms) > 1 else None
-    return out
+__all__ = ["DIFFUSIVE_EXPONENT", "Equilibration", "Phase", "StabilityLimits", "StabilityMonitor", "Trajectory",
+           "block_average", "diffusion_fit", "msd_curve", "remove_com", "run_md"]

@@ -12,12 +12,8 @@ from scipy.ndimage import gaussian_filter1d
 from optbench.errors import InputError
 from optbench.properties.base import Property, require
 from optbench.properties.dynamics import (
-    Equilibration,
     Phase,
-    StabilityLimits,
     Trajectory,
-    msd_curve,
-    remove_com,
     run_md,
 )
 from optbench.properties.observables import (
@@ -25,10 +21,14 @@ from optbench.properties.observables import (
     check_run_settings,
     compare_observables,
     diffusion_result,
+    equilibration_criterion,
     production_mask,
+    run_record,
     species_mask,
+    stability_limits,
     temperature_summary,
 )
+from optbench.properties.statistics import msd_curve, remove_com
 
 OBSERVABLES = ("temperature_mean_K", "width_A", "bulk_density_g_cm3", "lateral_diffusion_A2_per_ps")
 
@@ -159,13 +159,11 @@ class Interface(Property):
 
     def run(self, system: Atoms, calculator, on_sample=None) -> Trajectory:
         """Equilibration (until the temperature is stable) then production NVT of the prepared slab."""
-        limits = StabilityLimits(self.max_temperature_factor, self.max_force, self.min_distance_factor,
-                                 self.bond_break_factor, self.max_broken_fraction)
         phases = [Phase("equil", self.equilibration_steps), Phase("nvt", self.nvt_steps, self.production_friction_per_fs)]
         return run_md(system, calculator, [p for p in phases if p.steps > 0], temperature_K=self.temperature_K,
                       timestep_fs=self.timestep_fs, friction_per_fs=self.friction_per_fs, seed=self.seed,
-                      sample_every=self.sample_every, limits=limits, progress=self.progress, desc="interface md",
-                      equilibration=Equilibration(self.equilibration_block_steps, self.equilibration_tolerance_K),
+                      sample_every=self.sample_every, limits=stability_limits(self), progress=self.progress,
+                      desc="interface md", equilibration=equilibration_criterion(self),
                       on_sample=on_sample)
 
     def calc(self, atoms: Atoms, calculator) -> dict[str, Any]:
@@ -178,15 +176,8 @@ class Interface(Property):
         phases = np.array(traj.phases)
         prod = production_mask(phases)
         times, pos = np.array(traj.times_fs)[prod], np.array(traj.positions)[prod]
-        eq = traj.equilibration or {"steps": 0, "time_fs": 0.0, "converged": False, "block_means_K": [],
-                                    "criterion": "no equilibration phase"}
-        result: dict[str, Any] = {
-            "settings": self.settings(), "stable": traj.verdict["stable"],
-            "verdict": traj.verdict["verdict"], "failure": traj.verdict["reason"],
-            "failed_at_step": traj.verdict["step"], "steps_done": traj.steps_done, "n_atoms": len(system),
-            "equilibration": eq, "equilibrated": bool(eq["converged"]),
-            "production_fs": float(times[-1] - times[0]) if len(times) > 1 else 0.0,
-        }
+        result: dict[str, Any] = run_record(self, traj, len(system))
+        result["production_fs"] = float(times[-1] - times[0]) if len(times) > 1 else 0.0
         result.update(temperature_summary(np.array(traj.temperature_K)[prod], self.temperature_K,
                                           self.temperature_tolerance_K, self.n_blocks))
         if len(pos) == 0:

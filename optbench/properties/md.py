@@ -13,12 +13,9 @@ from ase.geometry.rdf import get_rdf
 
 from optbench.properties.base import Property, require
 from optbench.properties.dynamics import (
-    Equilibration,
     Phase,
     StabilityLimits,
     Trajectory,
-    msd_curve,
-    remove_com,
     run_md,
 )
 from optbench.properties.observables import (
@@ -27,15 +24,19 @@ from optbench.properties.observables import (
     compare_observables,
     density_g_cm3,
     diffusion_result,
+    equilibration_criterion,
     first_peak,
     max_rdf_radius,
     npt_density,
     oo_rdf,
     production_mask,
+    run_record,
     species_mask,
+    stability_limits,
     temperature_summary,
     wrapped_frames,
 )
+from optbench.properties.statistics import msd_curve, remove_com
 
 # the observables moved to optbench.properties.observables; importable from here as before
 __all__ = ["AMU_PER_A3_TO_G_PER_CM3", "MD", "OBSERVABLES", "check_run_settings", "compare_observables", "density_g_cm3",
@@ -98,8 +99,7 @@ class MD(Property):
     progress: bool = True
 
     def limits(self) -> StabilityLimits:
-        return StabilityLimits(self.max_temperature_factor, self.max_force, self.min_distance_factor,
-                               self.bond_break_factor, self.max_broken_fraction)
+        return stability_limits(self)
 
     def phases(self) -> list[Phase]:
         plan = [Phase("equil", self.equilibration_steps), Phase("nvt", self.nvt_steps, self.production_friction_per_fs),
@@ -119,10 +119,9 @@ class MD(Property):
 
     def run(self, system: Atoms, calculator, on_sample=None) -> Trajectory:
         """The MD run itself (equil, production NVT, NVE, NPT) on the prepared `system`."""
-        criterion = Equilibration(self.equilibration_block_steps, self.equilibration_tolerance_K)
         return run_md(system, calculator, self.phases(), temperature_K=self.temperature_K, timestep_fs=self.timestep_fs,
                       friction_per_fs=self.friction_per_fs, seed=self.seed, sample_every=self.sample_every,
-                      limits=self.limits(), progress=self.progress, desc="md", equilibration=criterion,
+                      limits=self.limits(), progress=self.progress, desc="md", equilibration=equilibration_criterion(self),
                       pressure_bar=self.pressure_bar, barostat_tau_fs=self.barostat_tau_fs, on_sample=on_sample)
 
     def analyse(self, traj: Trajectory, system: Atoms) -> dict[str, Any]:
@@ -131,14 +130,8 @@ class MD(Property):
         times = np.array(traj.times_fs)
         phases = np.array(traj.phases)
         etot = np.array(traj.potential_eV) + np.array(traj.kinetic_eV)
-        eq = traj.equilibration or {"steps": 0, "time_fs": 0.0, "converged": False, "block_means_K": [],
-                                    "criterion": "no equilibration phase"}
-        result: dict[str, Any] = {
-            "settings": self.settings(), "stable": traj.verdict["stable"], "verdict": traj.verdict["verdict"],
-            "failure": traj.verdict["reason"], "failed_at_step": traj.verdict["step"], "steps_done": traj.steps_done,
-            "n_atoms": n, "equilibration": eq, "equilibrated": bool(eq["converged"]),
-            "thermo": {"time_fs": times, "temperature_K": traj.temperature_K, "etotal_eV": etot, "phase": traj.phases},
-        }
+        result: dict[str, Any] = run_record(self, traj, n)
+        result["thermo"] = {"time_fs": times, "temperature_K": traj.temperature_K, "etotal_eV": etot, "phase": traj.phases}
         prod = production_mask(phases)
         t_prod = times[prod]
         pos_prod = np.array(traj.positions)[prod] if prod.any() else np.zeros((0, n, 3))

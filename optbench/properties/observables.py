@@ -11,7 +11,8 @@ from ase import Atoms
 from ase.geometry.rdf import get_rdf
 
 from optbench.properties.base import is_periodic_3d, require, scalar_errors
-from optbench.properties.dynamics import Trajectory, block_average, diffusion_fit
+from optbench.properties.dynamics import Equilibration, StabilityLimits, Trajectory
+from optbench.properties.statistics import block_average, diffusion_fit
 
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 
@@ -160,3 +161,21 @@ def compare_observables(result: dict, reference: dict, keys) -> dict[str, Any]:
     return out
 
 
+def stability_limits(prop) -> StabilityLimits:
+    """The stability checks of an MD or Interface property's run, from its settings."""
+    return StabilityLimits(prop.max_temperature_factor, prop.max_force, prop.min_distance_factor,
+                           prop.bond_break_factor, prop.max_broken_fraction)
+
+
+def equilibration_criterion(prop) -> Equilibration:
+    """When the equilibration phase of an MD or Interface property's run ends, from its settings."""
+    return Equilibration(prop.equilibration_block_steps, prop.equilibration_tolerance_K)
+
+
+def run_record(prop, traj: Trajectory, n_atoms: int) -> dict[str, Any]:
+    """The head of an MD or Interface result: settings, stability verdict, steps, equilibration record."""
+    eq = traj.equilibration or {"steps": 0, "time_fs": 0.0, "converged": False, "block_means_K": [],
+                                "criterion": "no equilibration phase"}
+    return {"settings": prop.settings(), "stable": traj.verdict["stable"], "verdict": traj.verdict["verdict"],
+            "failure": traj.verdict["reason"], "failed_at_step": traj.verdict["step"], "steps_done": traj.steps_done,
+            "n_atoms": n_atoms, "equilibration": eq, "equilibrated": bool(eq["converged"])}
