@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from optbench.cli_args import kv as _kv
+from optbench.cli_args import positive_int, property_name
 from optbench.errors import InputError, exit_code
 
 
@@ -117,8 +118,9 @@ def _cmd_data_fetch(args) -> int:
 # ---------------------------------------------------------------- properties
 def _add_property(sub) -> None:
     p = sub.add_parser("property", help="a physical property of a model, against reference")
-    p.add_argument("name", choices=["elastic", "eos", "phonons", "vibrations", "md", "interface"],
-                   help="elastic (GPa), eos (Å^3, eV, GPa), phonons (THz), vibrations (cm^-1), md, interface")
+    p.add_argument("name", type=property_name,
+                   help="a property of the registry optbench.properties.PROPERTIES (eos, phonons, ...; "
+                        "an unknown name lists them all); units are in the names of NAME.json's fields")
     p.add_argument("--model", required=True, help="RUN_DIR, chgnet, ... or 'reference'")
     p.add_argument("--structure", required=True, help="structure file (any ASE format)")
     p.add_argument("--dataset", help="dataset folder whose manifest holds reference values")
@@ -216,16 +218,6 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
     """The parsers of every command (`data generate`, not `data`)."""
     out = []
@@ -246,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report):
         add(sub)
     for command in _leaf_parsers(sub):
-        command.add_argument("--threads", type=_positive_int, metavar="N", default=None,
+        command.add_argument("--threads", type=positive_int, metavar="N", default=None,
                              help="CPU threads of torch and the reference codes (default: OMP_NUM_THREADS, "
                                   "else half the available CPUs)")
     use_help_formatter(parser)

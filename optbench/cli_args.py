@@ -1,4 +1,5 @@
-"""The `optbench finetune` flags (optbench's names with MACE's beside them) and --help with defaults.
+"""The `optbench finetune` flags (optbench's names with MACE's beside them) and --help with defaults,
+and the argument types the other commands share (NAME=VALUE, whole numbers, property names).
 
 Every flag's dest is a FinetuneConfig field or a MACE name that `optbench.mace_config` maps, so
 the overrides are the parsed flags as they stand; flags not given are absent (argparse.SUPPRESS)
@@ -16,6 +17,27 @@ def kv(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
     key, value = text.split("=", 1)
     return key.strip(), value.strip()
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (--threads)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def property_name(name: str) -> str:
+    """A name of the property registry, read when the property command is parsed (the registry
+    imports the property classes, which the other commands do not need)."""
+    from optbench.properties import PROPERTIES
+
+    if name not in PROPERTIES:
+        raise argparse.ArgumentTypeError(f"unknown property '{name}' (choose from {', '.join(PROPERTIES)})")
+    return name
 
 
 def weights(text: str) -> dict[str, float]:

@@ -21,8 +21,14 @@ from optbench.layout import LOG_FILE
 
 log = logging.getLogger("optbench")
 
-# backbone adapter name -> the distribution that provides it
-BACKBONE_PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "mace": "mace-torch"}
+
+
+def __getattr__(name: str):
+    if name == "BACKBONE_PACKAGES":  # adapter name -> its distribution: now in the backbone registry
+        from optbench.backbones import _ADAPTERS, backbone_package
+
+        return {n: backbone_package(n) for n in _ADAPTERS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _command: list[str] | None = None
@@ -81,8 +87,10 @@ def provenance(device: str = "cpu", backbones: Iterable[str] = (), threads: int 
 
     versions = {"optbench": optbench.__version__, "python": platform.python_version(), "torch": torch.__version__,
                 "ase": ase.__version__, "numpy": numpy.__version__}
+    from optbench.backbones import backbone_package
+
     for name in dict.fromkeys(backbones):
-        dist = BACKBONE_PACKAGES.get(name, name)
+        dist = backbone_package(name)
         versions[dist] = _version(dist)
     return {
         "versions": versions,

@@ -7,6 +7,7 @@ Specs: `chgnet` (or `chgnet:0.3.0`, `chgnet:PATH`), `sevennet-0` (or `sevennet:P
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from optbench.backbones.base import (
@@ -18,26 +19,54 @@ from optbench.backbones.base import (
 )
 from optbench.errors import InputError
 
-# name prefix -> "module:loader"; the loader takes (spec_rest, device) and returns a Backbone.
-_ADAPTERS: dict[str, str] = {
-    "chgnet": "optbench.backbones.chgnet:load",
-    "sevennet": "optbench.backbones.sevennet:load",
-    "mace": "optbench.backbones.mace:load",
+# mace-torch pins e3nn==0.4.4 (breaks sevenn and torch>=2.6): its runtime deps come with the `mace` extra and
+# mace-torch itself without deps (make install does both).
+MACE_TORCH_VERSION = "0.3.16"
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Everything optbench knows of one backbone, in its registry entry."""
+
+    loader: str  # "module:function"; the function takes (spec_rest, device) and returns a Backbone
+    package: str | None = None  # the distribution that provides it (provenance records its version); None: its name
+    aliases: tuple[str, ...] = ()  # spec prefixes that name it as a whole ("sevennet-0", "mace-mp-small")
+    install: str | None = None  # how to install it when its import fails; None: pip install optbench[NAME]
+
+
+# the registry: spec prefix -> Adapter. A new backbone is an adapter module plus one line here (or register_backbone).
+_ADAPTERS: dict[str, Adapter] = {
+    "chgnet": Adapter("optbench.backbones.chgnet:load", package="chgnet"),
+    "sevennet": Adapter("optbench.backbones.sevennet:load", package="sevenn", aliases=("sevennet-", "7net-")),
+    "mace": Adapter("optbench.backbones.mace:load", package="mace-torch", aliases=("mace-mp",),
+                    install=f"pip install 'optbench[mace]' && pip install --no-deps 'mace-torch=={MACE_TORCH_VERSION}'"),
 }
 
-__all__ = ["Backbone", "BackboneCalculator", "Prediction", "load_backbone", "load_calculator", "register_backbone"]
+__all__ = ["Adapter", "Backbone", "BackboneCalculator", "Prediction", "backbone_package", "load_backbone",
+           "load_calculator", "register_backbone", "unregister_backbone"]
 
 
-def register_backbone(prefix: str, loader: str) -> None:
-    """Add an adapter: `prefix` of the model spec -> 'module:function'."""
-    _ADAPTERS[prefix] = loader
+def register_backbone(prefix: str, loader: str | Adapter, **entry) -> None:
+    """Add an adapter: `prefix` of the model spec -> 'module:function' (the other `Adapter` fields as
+    keywords), or a whole `Adapter`."""
+    _ADAPTERS[prefix] = loader if isinstance(loader, Adapter) else Adapter(loader, **entry)
+
+
+def unregister_backbone(prefix: str) -> None:
+    """Remove the adapter `prefix` (a test's toy entry, for instance)."""
+    _ADAPTERS.pop(prefix, None)
+
+
+def backbone_package(name: str) -> str:
+    """The distribution that provides backbone `name` (its own name when the registry does not say)."""
+    entry = _ADAPTERS.get(name)
+    return entry.package if entry is not None and entry.package else name
 
 
 def _split(spec: str) -> tuple[str, str]:
-    if spec.startswith("sevennet-") or spec.startswith("7net-"):
-        return "sevennet", spec
-    if spec.startswith("mace-mp"):
-        return "mace", spec
+    for name, entry in _ADAPTERS.items():
+        if spec.startswith(entry.aliases):
+            return name, spec
     if ":" in spec:
         head, rest = spec.split(":", 1)
         return head, rest
@@ -59,22 +88,15 @@ def load_backbone(spec: str | Path, device: str = "cpu") -> Backbone:
     return _load(head, rest, device, spec)
 
 
-# mace-torch pins e3nn==0.4.4 (breaks sevenn and torch>=2.6): its runtime deps come with the `mace` extra and
-# mace-torch itself without deps (make install does both).
-MACE_TORCH_VERSION = "0.3.16"
-_INSTALL_HINT = {
-    "mace": f"install with: pip install 'optbench[mace]' && pip install --no-deps 'mace-torch=={MACE_TORCH_VERSION}'",
-}
-
-
 def _load(head: str, rest: str, device: str, spec) -> Backbone:
     if head not in _ADAPTERS:
         raise InputError(f"unknown model '{spec}' (known: {', '.join(sorted(_ADAPTERS))}, or a run folder)", field="model")
-    module, func = _ADAPTERS[head].split(":")
+    entry = _ADAPTERS[head]
+    module, func = entry.loader.split(":")
     try:
         mod = importlib.import_module(module)
     except ImportError as err:
-        raise InputError(f"backbone '{head}' needs an extra that is not installed ({err}); {_INSTALL_HINT.get(head, f'pip install optbench[{head}]')}", field="model") from None
+        raise InputError(f"backbone '{head}' needs an extra that is not installed ({err}); {entry.install or f'pip install optbench[{head}]'}", field="model") from None
     try:
         return getattr(mod, func)(rest, device)
     except InputError:

@@ -17,6 +17,8 @@ from optbench.properties.md import MD
 from optbench.properties.phonons import Phonons
 from optbench.properties.vibrations import Vibrations
 
+# the registry: the single source of the property names (the CLI, studies and manifests read them here).
+# A new property is a Property dataclass in a file of its own plus one line here (or register_property).
 PROPERTIES: dict[str, type[Property]] = {
     "elastic": Elastic,
     "eos": EOS,
@@ -25,6 +27,17 @@ PROPERTIES: dict[str, type[Property]] = {
     "md": MD,
     "interface": Interface,
 }
+
+
+def register_property(cls: type[Property]) -> type[Property]:
+    """Add (or replace) the property class `cls` under `cls.name`; returns it (usable as a decorator)."""
+    PROPERTIES[cls.name] = cls
+    return cls
+
+
+def unregister_property(name: str) -> None:
+    """Remove the property `name` (a test's toy entry, for instance)."""
+    PROPERTIES.pop(name, None)
 
 
 def get_property(name: str, settings: dict | None = None) -> Property:
@@ -51,4 +64,4 @@ def run_property(name: str, *, model: str, structure: str, dataset: str | None =
 
 
 __all__ = ["EOS", "MD", "PROPERTIES", "Elastic", "Interface", "Phonons", "Property", "Vibrations",
-           "compare", "get_property", "run_property"]
+           "compare", "get_property", "register_property", "run_property", "unregister_property"]
