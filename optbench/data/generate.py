@@ -136,6 +136,10 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
                        "command": f"optbench data generate {regime} --size {size} --seed {seed} --out DIR"},
     }
     write_json(out / "manifest.json", manifest)
+    if "convergence" in state:
+        from optbench.data.withhold import withhold_unconverged
+
+        withhold_unconverged(out)  # labels and properties the convergence record does not support
     shutil.rmtree(out / ".partial", ignore_errors=True)
     if properties:
         from optbench.properties.reference import fill_reference_properties
