@@ -44,7 +44,7 @@ def test_a_failed_analysis_keeps_its_traceback_and_the_report_names_it(tmp_path)
     from ase.io import write
 
     from optbench.report.build import failed_analyses
-    from optbench.study.runner import _cached, _property
+    from optbench.study.analyses import _cached, _property
     from optbench.study.trials import ResolvedDataset
 
     data = tmp_path / "data"
