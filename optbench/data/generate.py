@@ -72,6 +72,10 @@ def generate(regime: str, size: str = "small", out: str | Path = ".", seed: int 
             t0 = _jobs(reg, reference, params, state, out, structs, seed, workers, t0, bar)
         state["wall_time_s"] += time.perf_counter() - t0
         write_json(out / "manifest.json", _manifest(regime, size, seed, reg, params, reference, state))
+        if "convergence" in state:
+            from optbench.data.withhold import withhold_unconverged
+
+            withhold_unconverged(out)  # labels and properties the convergence record does not support
         shutil.rmtree(out / ".partial", ignore_errors=True)
     elif not properties or read_json(out / "manifest.json").get("reference_properties"):
         return out
