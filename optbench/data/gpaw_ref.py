@@ -122,13 +122,30 @@ class GPAWReference(Calculator):
         atoms = self.atoms.copy()
         key = tuple(atoms.get_chemical_symbols())
         if self.reuse and self._live is not None and self._live[0] == key:
-            atoms.calc = self._live[1]
-        else:
-            atoms.calc = self._gpaw(atoms)
-            self._live = (key, atoms.calc) if self.reuse else None
-        free = float(atoms.get_potential_energy(force_consistent=True))
-        self.results = {"energy": free, "free_energy": free, "forces": atoms.get_forces(),
-                        "stress": atoms.get_stress(voigt=True)}
+            try:
+                self.results = _labels_with(atoms, self._live[1])
+                return
+            except _symmetry_broken():  # less symmetry than the geometry GPAW set up for: start afresh
+                pass
+        calc = self._gpaw(atoms)
+        self._live = (key, calc) if self.reuse else None
+        self.results = _labels_with(atoms, calc)
+
+
+def _labels_with(atoms, calc) -> dict:
+    atoms = atoms.copy()
+    atoms.calc = calc
+    free = float(atoms.get_potential_energy(force_consistent=True))
+    return {"energy": free, "free_energy": free, "forces": atoms.get_forces(), "stress": atoms.get_stress(voigt=True)}
+
+
+def _symmetry_broken() -> type[Exception]:
+    """GPAW's error for moving atoms off the symmetry a reused calculator was set up with."""
+    try:
+        from gpaw.new.symmetry import SymmetryBrokenError
+    except ImportError:  # older GPAW: nothing to catch
+        return ()  # type: ignore[return-value]
+    return SymmetryBrokenError
 
 
 def gpaw_block(**settings) -> dict:

@@ -97,3 +97,20 @@ def test_reused_wavefunctions_give_the_fresh_numbers(si):
         assert np.abs(a.get_stress() - b.get_stress()).max() < 1e-5
         live.append(reused._live[1])
     assert live[0] is live[1] is live[2]  # one GPAW object through the series
+
+
+def test_a_reused_calculator_survives_a_geometry_of_lower_symmetry():
+    """Phonon displacements of a rocksalt supercell: the second displaced atom breaks the symmetry GPAW
+    set up for the first (SymmetryBrokenError); the reference starts afresh, same numbers as fresh."""
+    nacl = bulk("NaCl", "rocksalt", a=5.6, cubic=True)
+    first, second = nacl.copy(), nacl.copy()
+    first.positions[0] += [0.02, 0.0, 0.0]
+    second.positions[1] += [0.0, 0.0, 0.02]
+    reused = make_calculator({**reference_block("gpaw", **LOW), "wavefunction_restart": True})
+    for atoms in (first, second):
+        a, b = atoms.copy(), atoms.copy()
+        fresh = make_calculator(reference_block("gpaw", **LOW))
+        fresh.kpts(nacl)
+        a.calc, b.calc = reused, fresh
+        assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), abs=1e-4)
+        assert np.abs(a.get_forces() - b.get_forces()).max() < 1e-3
