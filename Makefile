@@ -63,7 +63,7 @@ lint: install
 	$(VENV)/bin/ruff check optbench tests bench
 
 bench: install
-	cd bench && ../$(PY) finetune_speed.py && ../$(PY) properties_speed.py && ../$(PY) hvp_speed.py && ../$(PY) study_scaling.py
+	cd bench && ../$(PY) finetune_speed.py && ../$(PY) properties_speed.py && ../$(PY) hvp_speed.py && ../$(PY) study_scaling.py && ../$(PY) refine_speed.py && ../$(PY) trial_overhead.py
 
 clean:
 	rm -rf $(VENV) demo_out
