@@ -42,8 +42,12 @@ $(VENV)/.installed: pyproject.toml | dft-libs
 
 install: $(VENV)/.installed
 
+# The quick study, DEMO_WORKERS trials and analyses at a time in worker processes (default: 2 where there
+# are at least 2 CPUs, one thread each; the results are the same for any count). DEMO_WORKERS=1: in this process.
+DEMO_WORKERS ?= $(shell [ "$$(nproc 2>/dev/null || echo 1)" -ge 2 ] && echo 2 || echo 1)
+
 demo: install
-	$(VENV)/bin/optbench run --out demo_out
+	$(VENV)/bin/optbench run --out demo_out $(if $(filter-out 1,$(DEMO_WORKERS)),--executor process --workers $(DEMO_WORKERS))
 
 # The report test opens report.html in headless Chromium; where it is missing, make test installs Debian's
 # chromium with apt-get (needs root; it says so first). Install it yourself to skip this step.
@@ -59,7 +63,7 @@ lint: install
 	$(VENV)/bin/ruff check optbench tests bench
 
 bench: install
-	cd bench && ../$(PY) finetune_speed.py && ../$(PY) properties_speed.py && ../$(PY) hvp_speed.py && ../$(PY) study_scaling.py
+	cd bench && ../$(PY) finetune_speed.py && ../$(PY) properties_speed.py && ../$(PY) hvp_speed.py && ../$(PY) study_scaling.py && ../$(PY) refine_speed.py && ../$(PY) trial_overhead.py
 
 clean:
 	rm -rf $(VENV) demo_out

@@ -8,7 +8,10 @@ is where the gain over the Trainer comes from; ours / that row is the overhead o
 SevenNet row: optbench on SevenNet-0 against SevenNet's own Trainer (rattled Si cells with
 energy, forces and stress; loss weights 1, 10, 0.1 GPa^-2); target ours / SevenNet Trainer <= 1.0.
 
-    python bench/finetune_speed.py [--n 200] [--batch-size 4] [--repeats 2] [--sevennet-n 16]
+    python bench/finetune_speed.py [--n 200] [--batch-size 4] [--repeats 2] [--sevennet-n 16] [--device cuda]
+
+--device runs every row on that device (default cpu); on CUDA each timed epoch ends with a device
+synchronisation, so the times are the work done, not the work queued.
 """
 
 from __future__ import annotations
@@ -27,7 +30,12 @@ from _common import best_of, shared_data
 warnings.filterwarnings("ignore")
 
 
-def ours_epoch_time(train: Path, batch_size: int, n: int) -> float:
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def ours_epoch_time(train: Path, batch_size: int, n: int, device: str = "cpu") -> float:
     """Seconds of one steady-state epoch of `optbench.finetune` (from its metrics log)."""
     from optbench.config import FinetuneConfig
     from optbench.layout import RunDir
@@ -36,7 +44,7 @@ def ours_epoch_time(train: Path, batch_size: int, n: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = FinetuneConfig(model="chgnet", train=train, optimizer="adam", lr=1e-3, batch_size=batch_size,
                              max_steps=None, epochs=3, valid_fraction=0.0, checkpoint_every=10**6,
-                             loss_weights={"energy": 1, "forces": 10, "stress": 0}, out=Path(tmp) / "run")
+                             loss_weights={"energy": 1, "forces": 10, "stress": 0}, out=Path(tmp) / "run", device=device)
         finetune(cfg)
         lines = RunDir(Path(tmp) / "run").metrics()
     steps = [x for x in lines if "loss" in x]
@@ -45,7 +53,7 @@ def ours_epoch_time(train: Path, batch_size: int, n: int) -> float:
     return min(ends[1] - ends[0], ends[2] - ends[1])
 
 
-def chgnet_trainer_epoch_time(atoms_list, batch_size: int, repeats: int) -> float:
+def chgnet_trainer_epoch_time(atoms_list, batch_size: int, repeats: int, device: str = "cpu") -> float:
     from chgnet.data.dataset import StructureData, collate_graphs
     from chgnet.model import CHGNet
     from chgnet.trainer import Trainer
@@ -59,11 +67,16 @@ def chgnet_trainer_epoch_time(atoms_list, batch_size: int, repeats: int) -> floa
     loader = DataLoader(data, batch_size=batch_size, shuffle=True, collate_fn=collate_graphs,
                         generator=torch.Generator().manual_seed(0))
     trainer = Trainer(model=model, targets="ef", optimizer="Adam", learning_rate=1e-3, epochs=1,
-                      energy_loss_ratio=1, force_loss_ratio=10, print_freq=10**9, use_device="cpu")
-    return best_of(lambda: trainer._train(loader, 0), repeats)
+                      energy_loss_ratio=1, force_loss_ratio=10, print_freq=10**9, use_device=device)
+
+    def epoch():
+        trainer._train(loader, 0)
+        _sync(device)
+
+    return best_of(epoch, repeats)
 
 
-def bare_epoch_time(atoms_list, batch_size: int, repeats: int, fast: bool = False) -> float:
+def bare_epoch_time(atoms_list, batch_size: int, repeats: int, fast: bool = False, device: str = "cpu") -> float:
     """Pre-featurized graphs, model forward + MSE + backward + Adam step, nothing else.
 
     fast=False calls `CHGNet.forward`; fast=True calls optbench's exact rewrite of it
@@ -74,11 +87,11 @@ def bare_epoch_time(atoms_list, batch_size: int, repeats: int, fast: bool = Fals
 
     from optbench.backbones import chgnet_fast
 
-    model = CHGNet.load(verbose=False)
-    graphs = [model.graph_converter(AseAtomsAdaptor.get_structure(_boxed(a))) for a in atoms_list]
+    model = CHGNet.load(verbose=False).to(device)
+    graphs = [model.graph_converter(AseAtomsAdaptor.get_structure(_boxed(a))).to(device) for a in atoms_list]
     e = torch.tensor([a.get_potential_energy() / len(a) for a in atoms_list], dtype=torch.float32)
-    e = e - e.mean()
-    forces = [torch.tensor(a.get_forces(), dtype=torch.float32) for a in atoms_list]
+    e = (e - e.mean()).to(device)
+    forces = [torch.tensor(a.get_forces(), dtype=torch.float32, device=device) for a in atoms_list]
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = np.random.default_rng(0).permutation(len(graphs))
 
@@ -96,6 +109,7 @@ def bare_epoch_time(atoms_list, batch_size: int, repeats: int, fast: bool = Fals
             opt.zero_grad()
             loss.backward()
             opt.step()
+        _sync(device)
 
     return best_of(epoch, repeats)
 
@@ -120,7 +134,7 @@ def sevennet_data(n: int, seed: int = 0) -> list:
     return out
 
 
-def sevenn_trainer_epoch(atoms_list, batch_size: int):
+def sevenn_trainer_epoch(atoms_list, batch_size: int, device: str = "cpu"):
     """One epoch of SevenNet's own Trainer.run_one_epoch: its AtomGraphData, torch_geometric DataLoader, Adam, MSE."""
     from sevenn.atom_graph_data import AtomGraphData
     from sevenn.train.dataload import atoms_to_graph
@@ -135,39 +149,46 @@ def sevenn_trainer_epoch(atoms_list, batch_size: int):
     mse = torch.nn.MSELoss()
     losses = [(PerAtomEnergyLoss(criterion=mse), 1.0), (ForceLoss(criterion=mse), 10.0),
               (StressLoss(criterion=mse), 0.1 / 100)]  # SevenNet's stress loss is in kbar: 0.1 GPa^-2
-    trainer = Trainer(cp.build_model(), losses, torch.optim.Adam, {"lr": 1e-3}, device="cpu")
-    return lambda: trainer.run_one_epoch(loader, is_train=True)
+    trainer = Trainer(cp.build_model(), losses, torch.optim.Adam, {"lr": 1e-3}, device=device)
+
+    def epoch():
+        trainer.run_one_epoch(loader, is_train=True)
+        _sync(device)
+
+    return epoch
 
 
-def optbench_epoch(train: Path, out: Path, batch_size: int, model: str, stress_weight: float):
+def optbench_epoch(train: Path, out: Path, batch_size: int, model: str, stress_weight: float, device: str = "cpu"):
     """One epoch of optbench's training step (`TrainingLoop.step`: featurized set, optimizer registry, closure, clipping)."""
     from optbench.config import FinetuneConfig
     from optbench.run import FinetuneRun
 
     cfg = FinetuneConfig(model=model, train=train, optimizer="adam", lr=1e-3, batch_size=batch_size, max_steps=None,
-                         epochs=1, valid_fraction=0.0, loss_weights={"energy": 1, "forces": 10, "stress": stress_weight}, out=out)
+                         epochs=1, valid_fraction=0.0, loss_weights={"energy": 1, "forces": 10, "stress": stress_weight}, out=out,
+                         device=device)
     loop = FinetuneRun(cfg).prepare()
 
     def epoch():
         loop.backbone.model.train()
         for batch in loop.train_set.batches(batch_size):
             loop.step(batch)
+        _sync(device)
 
     return epoch
 
 
-def bench_sevennet(n: int = 16, batch_size: int = 4, repeats: int = 2) -> dict:
+def bench_sevennet(n: int = 16, batch_size: int = 4, repeats: int = 2, device: str = "cpu") -> dict:
     """SevenNet row: best seconds per epoch of optbench and of SevenNet's Trainer, and their ratio.
 
     Epochs of the two alternate (2 * repeats each, after one warm-up each), so load changes on a
     shared machine hit both; the rest of optbench's loop costs about 10 ms a step (profiled).
     """
     atoms_list = sevennet_data(n)
-    theirs_epoch = sevenn_trainer_epoch(atoms_list, batch_size)
+    theirs_epoch = sevenn_trainer_epoch(atoms_list, batch_size, device)
     with tempfile.TemporaryDirectory() as tmp:
         train = Path(tmp) / "si.xyz"
         write(train, atoms_list, format="extxyz")
-        ours_epoch = optbench_epoch(train, Path(tmp) / "run", batch_size, "sevennet-0", 0.1)
+        ours_epoch = optbench_epoch(train, Path(tmp) / "run", batch_size, "sevennet-0", 0.1, device)
         ours_epoch(), theirs_epoch()
         ours, theirs = [], []
         for _ in range(2 * repeats):
@@ -191,16 +212,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--sevennet-n", type=int, default=16, help="Si cells in the SevenNet row (0: skip it)")
+    parser.add_argument("--device", default="cpu", help="torch device of every row (cpu, cuda)")
     args = parser.parse_args()
     atoms_list = read(args.data, index=f":{args.n}")
     with tempfile.TemporaryDirectory() as tmp:
         train = Path(tmp) / "train.xyz"
         write(train, atoms_list, format="extxyz")
-        ours = ours_epoch_time(train, args.batch_size, len(atoms_list))
-    theirs = chgnet_trainer_epoch_time(atoms_list, args.batch_size, args.repeats)
-    bare = bare_epoch_time(atoms_list, args.batch_size, args.repeats)
-    bare_fast = bare_epoch_time(atoms_list, args.batch_size, args.repeats, fast=True)
-    print(f"epoch of {len(atoms_list)} frames of {Path(args.data).parent.name}, batch {args.batch_size}, Adam, {torch.get_num_threads()} threads")
+        ours = ours_epoch_time(train, args.batch_size, len(atoms_list), args.device)
+    theirs = chgnet_trainer_epoch_time(atoms_list, args.batch_size, args.repeats, args.device)
+    bare = bare_epoch_time(atoms_list, args.batch_size, args.repeats, device=args.device)
+    bare_fast = bare_epoch_time(atoms_list, args.batch_size, args.repeats, fast=True, device=args.device)
+    print(f"epoch of {len(atoms_list)} frames of {Path(args.data).parent.name}, batch {args.batch_size}, Adam, "
+          f"{torch.get_num_threads()} threads, device {args.device}")
     print(f"  optbench          {ours:8.2f} s")
     print(f"  CHGNet Trainer    {theirs:8.2f} s")
     print(f"  bare loop         {bare:8.2f} s   (CHGNet.forward)")
@@ -209,7 +232,7 @@ def main() -> None:
     print(f"ratio ours / bare loop      = {ours / bare:.2f}  (target <= 1.10)")
     print(f"ratio ours / bare fast loop = {ours / bare_fast:.2f}  (optbench's loop overhead alone)")
     if args.sevennet_n:
-        row = bench_sevennet(args.sevennet_n, args.batch_size, args.repeats)
+        row = bench_sevennet(args.sevennet_n, args.batch_size, args.repeats, args.device)
         print(f"epoch of {row['n']} Si cells (8 atoms, E/F/stress), batch {row['batch_size']}, SevenNet-0, Adam")
         print(f"  optbench          {row['ours_s']:8.2f} s")
         print(f"  SevenNet Trainer  {row['theirs_s']:8.2f} s")

@@ -179,7 +179,7 @@ def _add_run(sub) -> None:
     p.add_argument("study", nargs="?", help="study YAML")
     p.add_argument("--preset", choices=["quick", "paper"], help="a built-in study instead of a file")
     p.add_argument("--executor", choices=["local", "process", "ray"], default="local", help="where trials run")
-    p.add_argument("--workers", type=int, default=1, help="trials at a time (process and local Ray)")
+    p.add_argument("--workers", type=int, default=1, help="trials at a time (process and local Ray); with the process executor, analyses too")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     p.add_argument("--out", help="study folder (default runs/<study name>)")
     p.set_defaults(func=_cmd_run)

@@ -64,20 +64,55 @@ def analysis_jobs(study: StudyConfig, datasets: dict[str, ResolvedDataset], sele
     return list(unique.values())
 
 
-def run_analyses(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset], selected: list[Trial]) -> None:
-    """Properties, curvature and forgetting of the selected trials (and the pretrained models)."""
+def run_analyses(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset], selected: list[Trial],
+                 workers: int = 1) -> None:
+    """Properties, curvature and forgetting of the selected trials (and the pretrained models).
+
+    With `workers` > 1 the jobs run in a pool of that many processes, each with this process's
+    torch thread count; every job is seeded and writes its own file, so the results are the same.
+    """
     folder = StudyDir(out)
-    forgetting = Forgetting({name: list(ds.tests.values()) for name, ds in datasets.items()})
-    for job in tqdm(analysis_jobs(study, datasets, selected), desc="analyses", unit="job", disable=None):
-        ds = job.dataset
-        if job.kind == "property":
-            target = folder.property_path(ds.name, job.key, job.structure, job.prop)
-            _cached(target, _property, job.prop, job.model, ds, job.structure, target.parent)
-        elif job.kind == "curvature":
-            target = folder.curvature_path(job.key, job.checkpoint)
-            _cached(target, _curvature, job.model, job.checkpoint, ds, study, target.parent)
-        else:
-            _cached(folder.forgetting_path(job.key), forgetting.measure, job.model, job.pretrained, ds.name)
+    jobs = analysis_jobs(study, datasets, selected)
+    test_files = {name: list(ds.tests.values()) for name, ds in datasets.items()}
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        import torch
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
+                                 initargs=(test_files, torch.get_num_threads())) as pool:
+            futures = [pool.submit(_run_job, study, folder, job) for job in jobs]
+            for fut in tqdm(as_completed(futures), total=len(futures), desc="analyses", unit="job", disable=None):
+                fut.result()
+        return
+    forgetting = Forgetting(test_files)
+    for job in tqdm(jobs, desc="analyses", unit="job", disable=None):
+        _run_job(study, folder, job, forgetting)
+
+
+_WORKER_FORGETTING: Forgetting | None = None  # a pool worker's forgetting measure (pretrained predictions kept)
+
+
+def _start_worker(test_files: dict, threads: int) -> None:
+    global _WORKER_FORGETTING
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER_FORGETTING = Forgetting(test_files)
+
+
+def _run_job(study: StudyConfig, folder: StudyDir, job: AnalysisJob, forgetting: Forgetting | None = None) -> None:
+    ds = job.dataset
+    if job.kind == "property":
+        target = folder.property_path(ds.name, job.key, job.structure, job.prop)
+        _cached(target, _property, job.prop, job.model, ds, job.structure, target.parent)
+    elif job.kind == "curvature":
+        target = folder.curvature_path(job.key, job.checkpoint)
+        _cached(target, _curvature, job.model, job.checkpoint, ds, study, target.parent)
+    else:
+        forgetting = forgetting or _WORKER_FORGETTING
+        _cached(folder.forgetting_path(job.key), forgetting.measure, job.model, job.pretrained, ds.name)
 
 
 def _cached(path: Path, compute, *args):

@@ -132,7 +132,7 @@ def _run_locked(study, out, datasets, inputs, executor, workers, address, report
     for row, t in zip(index["trials"], trials):
         row["selected"] = t in selected
     write_json(old, index)
-    run_analyses(study, out, datasets, selected)
+    run_analyses(study, out, datasets, selected, workers=workers if executor == "process" else 1)
     if report:
         from optbench.report import build_report
 
