@@ -12,8 +12,8 @@ REGIMES = ("molecular", "crystal", "liquid", "interface")
 FIELDS = ("name", "regime", "seed", "size", "reference", "keys", "splits", "structures", "reference_properties")
 EXPECTED_PROPERTIES = {
     "molecular": {"ethanol": {"vibrations"}, "malonaldehyde": {"vibrations"}, "butane": {"vibrations"}},
-    # Si elastic withheld in the small set (8-atom Gamma-point GFN1 cell gives C44 < 0, see README)
-    "crystal": {"Si": {"eos", "phonons"}, "NaCl": {"elastic", "eos", "phonons"}},
+    # Al elastic withheld: its stress labels miss the convergence record's tolerance (manifest "withheld")
+    "crystal": {"Si": {"elastic", "eos", "phonons"}, "NaCl": {"elastic", "eos", "phonons"}, "Al": {"eos", "phonons"}},
     "liquid": {"water": {"md"}},
     "interface": {"water_film": {"interface"}},
 }
@@ -71,9 +71,11 @@ def test_physics_of_the_references():
     for name, bulk_exp in (("Si", 98.0), ("NaCl", 25.0)):  # experimental bulk moduli, GPa
         b = crystal[name]["eos"]["B0_GPa"]
         assert 0.4 * bulk_exp < b < 2.0 * bulk_exp, (name, b)
-    for name, top in (("Si", 15.5), ("NaCl", 5.0)):  # highest (TO) phonon frequency, THz, experiment
+    # highest phonon frequency (THz; no LO-TO splitting applied): Si's is its optical mode at Gamma
+    # (15.5 experiment); NaCl's lies between its TO (4.9) and LO (7.9) frequencies at Gamma (experiment)
+    for name, low, high in (("Si", 0.9 * 15.5, 1.1 * 15.5), ("NaCl", 4.9, 7.9), ("Al", 0.9 * 9.7, 1.1 * 9.7)):
         ph = crystal[name]["phonons"]
-        assert not ph["has_imaginary"] and ph["max_frequency_THz"] == pytest.approx(top, rel=0.3), name
+        assert not ph["has_imaginary"] and low < ph["max_frequency_THz"] < high, (name, ph["max_frequency_THz"])
     nacl = crystal["NaCl"]["elastic"]  # experiment: C11 49, C12 13, C44 13 GPa
     assert nacl["positive_definite"]
     assert nacl["C11"] == pytest.approx(49.0, rel=0.35) and nacl["C44"] == pytest.approx(12.8, rel=0.35)
