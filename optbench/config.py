@@ -52,6 +52,9 @@ def yaml_problem(err: Exception) -> str:
     return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
 
 
+_NEW_DEFAULTS = {"strategy": "full", "lr_factors": {}, "replay_file": None}
+
+
 class FinetuneConfig(BaseModel):
     """One fine-tuning run. Energies eV, forces eV/Å, stress eV/Å^3 in the data files."""
 
@@ -92,6 +95,10 @@ class FinetuneConfig(BaseModel):
     refine_structures: int = Field(64, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     device: str = "cpu"
+    # fine-tuning strategy (optbench.strategies): what is trained and what is kept
+    strategy: str = "full"
+    lr_factors: dict[str, float] = Field(default_factory=dict)  # parameter group -> LR factor
+    replay_file: Path | None = None  # labelled replay structures (default: pseudo-labelled probe set)
     _notes: list[str] = PrivateAttr(default_factory=list)  # how a MACE-style config was read, for the log
 
     @field_validator("tests")
@@ -100,6 +107,24 @@ class FinetuneConfig(BaseModel):
         for name in value:
             if name in ("train", "valid") or not name:
                 raise ValueError(f"test-set name '{name}' is reserved")
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        from optbench.strategies import Strategy
+
+        try:
+            return str(Strategy.parse(value))
+        except InputError as err:
+            raise ValueError(err.message) from None
+
+    @field_validator("lr_factors")
+    @classmethod
+    def _factors(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {g: f for g, f in value.items() if not f > 0}
+        if bad:
+            raise ValueError(f"LR factors must be > 0, got {bad}")
         return value
 
     @field_validator("device")
@@ -176,6 +201,11 @@ class FinetuneConfig(BaseModel):
         data["valid"] = None if self.valid is None else _resolved(self.valid)
         data["tests"] = {name: _resolved(path) for name, path in self.tests.items()}
         data["model"] = _resolved_model(self.model)
+        for key, default in _NEW_DEFAULTS.items():  # settings added later enter only when set, so old runs keep their hash
+            if data.get(key) == default:
+                data.pop(key, None)
+        if data.get("replay_file") is not None:
+            data["replay_file"] = _resolved(self.replay_file)
         return data
 
     def hash(self) -> str:
