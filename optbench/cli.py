@@ -177,7 +177,7 @@ def _cmd_curvature(args) -> int:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run a study (the built-in quick study when no file is given)")
     p.add_argument("study", nargs="?", help="study YAML")
-    p.add_argument("--preset", choices=["quick", "paper"], help="a built-in study instead of a file")
+    p.add_argument("--preset", help="a built-in study instead of a file: quick (the default), paper or strategies")
     p.add_argument("--executor", choices=["local", "process", "ray"], default="local", help="where trials run")
     p.add_argument("--workers", type=int, default=1, help="trials at a time (process and local Ray); with the process executor, analyses too")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")

@@ -13,49 +13,13 @@ import numpy as np
 
 from optbench.io import read_json
 from optbench.layout import RunDir, StudyDir
+from optbench.report.labels import FULL_STRATEGY, arm_label, strategy_of
+from optbench.report.stats import holm, mean_ci, paired_test
+
+__all__ = ["STUDY_JSON", "StudyData", "flatten", "forgetting_columns", "grid_edge", "holm", "mean_ci", "paired_test",
+           "refinement_by_pair"]
 
 STUDY_JSON = StudyDir.INDEX  # its old import path
-
-
-def mean_ci(values, level: float = 0.95) -> dict:
-    """Mean and half-width of the t confidence interval (None with fewer than two values)."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return {"mean": None, "ci": None, "n": 0}
-    if v.size == 1:
-        return {"mean": float(v[0]), "ci": None, "n": 1}
-    half = stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
-    return {"mean": float(v.mean()), "ci": float(half), "n": int(v.size)}
-
-
-def holm(pvalues: list[float | None]) -> list[float | None]:
-    """Holm-Bonferroni adjusted p-values (step-down, kept monotone, capped at 1); None stays None."""
-    idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])
-    out: list[float | None] = [None] * len(pvalues)
-    running = 0.0
-    for rank, i in enumerate(idx):
-        running = max(running, min(1.0, (len(idx) - rank) * pvalues[i]))
-        out[i] = running
-    return out
-
-
-def paired_test(a: dict, b: dict) -> dict:
-    """Paired t-test of a - b over the keys (seeds) both have: mean difference, 95% CI, n, two-sided p."""
-    from scipy import stats
-
-    keys = [k for k in a if k in b and _finite(a[k]) and _finite(b[k])]
-    diff = [a[k] - b[k] for k in keys]
-    ci = mean_ci(diff)
-    p = None
-    if len(keys) >= 2 and np.std(diff) > 0:
-        p = float(stats.ttest_rel([a[k] for k in keys], [b[k] for k in keys]).pvalue)
-    return {"mean_diff": ci["mean"], "ci": ci["ci"], "n": ci["n"], "p_value": p}
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def grid_edge(lr: float, grid: list[float]) -> str | None:
@@ -82,8 +46,21 @@ class StudyData:
         self.study = StudyDir(folder)
         self.folder = self.study.path
         self.index = self.study.index()
-        self.reference = self.index.get("reference_optimizer", "adamw")
         self.rows = [self._row(t.row, t.run) for t in self.study.trials()]
+        # a study with a strategy axis (more than one strategy, or one that is not 'full') compares
+        # (optimizer, strategy) pairs: every view below groups by `arm(row)` instead of the optimizer
+        self.by_strategy = any(strategy_of(r) != FULL_STRATEGY for r in self.rows)
+        self.reference = self._reference(self.index.get("reference_optimizer", "adamw"))
+
+    def arm(self, row: dict) -> str:
+        """What the report compares: the optimizer, or 'optimizer / strategy' in a study with strategies."""
+        return arm_label(row["optimizer"], strategy_of(row)) if self.by_strategy else row["optimizer"]
+
+    def _reference(self, optimizer: str) -> str:
+        """The reference arm: the reference optimizer, with the 'full' strategy where there are strategies."""
+        full = arm_label(optimizer, FULL_STRATEGY)
+        arms = [self.arm(r) for r in self.rows if r["optimizer"] == optimizer]
+        return optimizer if not self.by_strategy else full if full in arms or not arms else arms[0]
 
     # ---- per trial
     def run_dir(self, key: str) -> Path:
@@ -121,11 +98,12 @@ class StudyData:
 
     @property
     def optimizers(self) -> list[str]:
-        return list(dict.fromkeys(r["optimizer"] for r in self.rows))
+        """The compared arms in order: optimizers, or 'optimizer / strategy' pairs (see `arm`)."""
+        return list(dict.fromkeys(self.arm(r) for r in self.rows))
 
     def selected(self, dataset: str | None = None, optimizer: str | None = None) -> list[dict]:
         return [r for r in self.rows if r.get("selected") and (dataset is None or r["dataset"] == dataset)
-                and (optimizer is None or r["optimizer"] == optimizer)]
+                and (optimizer is None or self.arm(r) == optimizer)]
 
     def test_sets(self, dataset: str) -> dict[str, str]:
         """Test-set name -> ID/OOD tag."""
@@ -154,7 +132,7 @@ class StudyData:
     def lr_grid(self, dataset: str, backbone: str, optimizer: str) -> list[float]:
         """The learning rates tried for one optimizer (ascending)."""
         return sorted({r["lr"] for r in self.rows if r["dataset"] == dataset and r["backbone"] == backbone
-                       and r["optimizer"] == optimizer})
+                       and self.arm(r) == optimizer})
 
     def _by_seed(self, metric_key: str, dataset: str, optimizer: str) -> dict:
         return {(r["backbone"], r["seed"]): r.get(metric_key) for r in self.selected(dataset, optimizer)
@@ -194,7 +172,7 @@ class StudyData:
                     v = r.get(f"final.{name}.{metric}")
                     if v is None or r["status"] != "completed":
                         v = math.inf
-                    problems.setdefault((r["dataset"], r["backbone"], r["seed"], name, metric), {})[r["optimizer"]] = v
+                    problems.setdefault((r["dataset"], r["backbone"], r["seed"], name, metric), {})[self.arm(r)] = v
         ratios: dict[str, list[float]] = {o: [] for o in self.optimizers}
         for vals in problems.values():
             best = min(vals.values())
@@ -219,7 +197,7 @@ class StudyData:
             target = min(ref_curve)
             hit = next((x for x in self.curve(r["trial"]) if x.get("valid_forces_mae") is not None
                         and x["valid_forces_mae"] <= target), None)
-            out.append({"optimizer": r["optimizer"], "seed": r["seed"], "target_meV_A": target,
+            out.append({"optimizer": self.arm(r), "seed": r["seed"], "target_meV_A": target,
                         "steps": hit["step"] if hit else None, "seconds": hit["elapsed_s"] if hit else None})
         return out
 
@@ -243,7 +221,7 @@ class StudyData:
             for name, tag in self.test_sets(dataset).items():
                 a, b = r.get(f"final.{name}.forces_mae"), r.get(f"refined.{name}.forces_mae")
                 if a is not None and b is not None:
-                    out.append({"optimizer": r["optimizer"], "seed": r["seed"], "set": name, "tag": tag,
+                    out.append({"optimizer": self.arm(r), "seed": r["seed"], "set": name, "tag": tag,
                                 "final": a, "refined": b, "change_pct": 100 * (b - a) / a})
         return out
 

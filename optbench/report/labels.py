@@ -64,3 +64,16 @@ def human(key: str) -> str:
         return _with_unit(*METRICS[key])
     label, unit = split_unit(parts[-1])
     return _with_unit(" ".join([*parts[:-1], label]).replace("_", " "), unit)
+
+
+FULL_STRATEGY = "full"  # a trial row without a `strategy` column trained every parameter
+
+
+def strategy_of(row: dict) -> str:
+    """The canonical strategy string of a trial row ('full' where the row has none)."""
+    return row.get("strategy") or FULL_STRATEGY
+
+
+def arm_label(optimizer: str, strategy: str) -> str:
+    """How an (optimizer, strategy) pair reads in tables, figures and sentences: 'adamw / freeze:embedding'."""
+    return f"{optimizer} / {strategy}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from optbench.report.aggregate import StudyData, refinement_by_pair
+from optbench.report.strategy_axis import Point, panels, ranked, separation
 
 
 def never_completed(data: StudyData, dataset: str) -> dict[str, list[str]]:
@@ -12,7 +13,7 @@ def never_completed(data: StudyData, dataset: str) -> dict[str, list[str]]:
     by_opt: dict[str, list[str]] = {}
     for r in data.rows:
         if r["dataset"] == dataset:
-            by_opt.setdefault(r["optimizer"], []).append(r["status"])
+            by_opt.setdefault(data.arm(r), []).append(r["status"])
     return {opt: st for opt, st in by_opt.items() if "completed" not in st}
 
 
@@ -94,10 +95,14 @@ def recommendations(data: StudyData) -> list[str]:
     with no completed trial on a dataset is named as failed there and never ranked."""
     out = []
     summary = data.summary()
+    by_strategy = panels(data)
     for ds in data.datasets:
         failed = never_completed(data, ds)
         if failed:
             out.append(_failed_sentence(ds, failed))
+        for title, points in by_strategy.items():
+            if points[0].dataset == ds:
+                out += strategy_sentences(title, points)
         rows = [s for s in summary if s["dataset"] == ds and s["optimizer"] not in failed]
         for name, tag in data.test_sets(ds).items():
             out += _ranking(data, ds, rows, name, tag)
@@ -116,3 +121,48 @@ def recommendations(data: StudyData) -> list[str]:
             out.append(f"{ds}: L-BFGS refinement lowered the seed-mean force MAE in {better} of {len(pairs)} "
                        f"optimizer/test-set pairs (mean change {mean:+.1f}%).")
     return out
+
+
+def _pair(p: Point) -> str:
+    return f"{p.label} (lr {p.lr:g})"
+
+
+def _mean(stat: dict) -> str:
+    return f"{stat['mean']:.1f}" + ("" if stat["ci"] is None else f" ± {stat['ci']:.1f}")
+
+
+def _separate(sep: dict) -> str:
+    """What the 95% intervals say about the ranking of the best pair over the runner-up."""
+    if sep["kind"] == "one seed":
+        return "one seed: no interval"
+    verdict = "the intervals separate" if sep["separated"] else "the intervals do not separate, so the ranking is not settled"
+    if sep["kind"] == "paired":
+        return f"paired over {sep['n']} seeds the difference is {sep['diff']:+.1f} ± {sep['ci']:.1f} meV/Å (95% CI): {verdict}"
+    return f"the seeds differ, so unpaired 95% intervals: {verdict}"
+
+
+def strategy_sentences(title: str, points: list[Point]) -> list[str]:
+    """The best (optimizer, strategy) pair by force MAE, its margin to the runner-up and whether their
+    95% intervals separate (paired over seeds where both have the same seeds); the Pareto front of
+    accuracy against forgetting and the pair on it that forgets least."""
+    out = []
+    order = ranked(points)
+    if len(order) >= 2:
+        best, second = order[0], order[1]
+        margin = second.accuracy["mean"] - best.accuracy["mean"]
+        rel = 100 * margin / second.accuracy["mean"] if second.accuracy["mean"] else 0.0
+        out.append(f"{title}: best pair by {best.test_set} force MAE: {_pair(best)}, {_mean(best.accuracy)} meV/Å "
+                   f"(over {_seeds(best.accuracy['n'])}), {margin:.1f} meV/Å ({rel:.0f}%) below the runner-up "
+                   f"{_pair(second)}; {_separate(separation(best, second))}.")
+    front = [p for p in order if p.pareto]
+    if not front:
+        return out + ([f"{title}: no probe-set forgetting measured, so no accuracy-forgetting Pareto front."]
+                      if order else [])
+    least = min(front, key=lambda p: p.forgetting["mean"])
+    if len(front) == 1:
+        return out + [f"{title}: {_pair(least)} alone forms the accuracy-forgetting Pareto front: no pair has a lower "
+                      f"force MAE or a lower probe-set force drift ({_mean(least.forgetting)} meV/Å)."]
+    names = ", ".join(f"{p.label} ({p.accuracy['mean']:.1f}, {p.forgetting['mean']:.1f})" for p in front)
+    return out + [f"{title}: accuracy-forgetting Pareto front (force MAE, probe-set force drift; meV/Å): {names}; "
+                  f"least forgetting on it: {_pair(least)}, drift {_mean(least.forgetting)} meV/Å at force MAE "
+                  f"{_mean(least.accuracy)} meV/Å."]

@@ -9,6 +9,7 @@ from pathlib import Path
 from optbench.io import write_text
 from optbench.report.aggregate import StudyData
 from optbench.report.labels import human
+from optbench.report.strategy_axis import Point, panels, ranked
 
 Table = tuple[str, list[str], list[list[str]]]
 
@@ -53,10 +54,13 @@ def property_cell(row: dict, key: str) -> str:
 
 
 def tables(data: StudyData) -> list[Table]:
-    """Per dataset: errors at the selected LR, paired differences, time to target, forgetting, properties."""
+    """Per dataset: strategy x optimizer (a study with strategies), errors at the selected LR, paired
+    differences, time to target, forgetting, properties."""
     tables = []
     summary = data.summary()
+    by_strategy = panels(data)
     for ds in data.datasets:
+        tables += [strategy_table(t, pts) for t, pts in by_strategy.items() if pts[0].dataset == ds]
         rows = [s for s in summary if s["dataset"] == ds]
         if not rows:
             continue
@@ -89,7 +93,7 @@ def tables(data: StudyData) -> list[Table]:
         props = property_columns(data.selected(ds))
         if props:
             tables.append((f"{ds}: property errors vs reference ({UNRESOLVED})", ["optimizer", "seed", *[human(p) for p in props]],
-                           [[r["optimizer"], str(r["seed"]), *[property_cell(r, p) for p in props]]
+                           [[data.arm(r), str(r["seed"]), *[property_cell(r, p) for p in props]]
                             for r in data.selected(ds)]))
     return tables
 
@@ -107,7 +111,7 @@ def _forgetting_table(data: StudyData, ds: str) -> Table | None:
         head += [f"{where}: energy drift (meV/atom)", f"{where}: force RMS change (meV/Å)"]
     body = []
     for r in rows:
-        cells = [r["optimizer"], str(r["seed"])]
+        cells = [data.arm(r), str(r["seed"])]
         for t in tails:
             for key in (f"forgetting_energy_rms_meV_atom{t}", f"forgetting_forces_rms_meV_A{t}"):
                 cells.append("–" if r.get(key) is None else f"{r[key]:.1f}")
@@ -116,3 +120,27 @@ def _forgetting_table(data: StudyData, ds: str) -> Table | None:
              "best per-element offset, i.e. the E0 refit; built-in probe set of crystals, molecules and slabs, "
              "and the study's other datasets)")
     return title, head, body
+
+
+def strategy_table(title: str, points: list[Point]) -> Table:
+    """One panel of the strategy axis: strategy rows x optimizer columns, each cell the force MAE and
+    the probe-set force drift (mean ± 95% CI over seeds, meV/Å), the best force MAE and the pairs on
+    the accuracy-forgetting Pareto front marked."""
+    optimizers = list(dict.fromkeys(p.optimizer for p in points))
+    cells = {(p.strategy, p.optimizer): p for p in points}
+    best = next(iter(ranked(points)), None)
+
+    def cell(p: Point | None) -> str:
+        if p is None:
+            return "–"
+        text = f"{_fmt(p.accuracy)}; drift {_fmt(p.forgetting)}"
+        marks = [m for m, on in (("best", p is best), ("front", p.pareto)) if on]
+        if p.failed:
+            marks.append(f"{p.failed} of {p.n_seeds} seeds failed")
+        return text + (f" ({', '.join(marks)})" if marks else "")
+
+    head = ["strategy", *[f"{o}: force MAE; drift (meV/Å)" for o in optimizers]]
+    body = [[s, *[cell(cells.get((s, o))) for o in optimizers]] for s in dict.fromkeys(p.strategy for p in points)]
+    return (f"{title}: strategy x optimizer, {points[0].test_set} force MAE and probe-set force drift vs the "
+            "pretrained model at the selected LR (mean ± 95% CI over seeds, meV/Å; best: lowest force MAE; front: "
+            "on the accuracy-forgetting Pareto front)", head, body)

@@ -1,4 +1,5 @@
-"""Built-in studies: `quick` (the demo, minutes on a laptop) and `paper` (the full comparison).
+"""Built-in studies: `quick` (the demo, minutes on a laptop), `paper` (the full comparison) and
+`strategies` (fine-tuning strategies crossed with optimizers, judged on accuracy and forgetting).
 
 Each optimizer is searched around its own useful LR range, measured with the LR range test and
 kept with its registry entry (`OptimizerSpec.lr_range`, see optbench.optim.builtin):
@@ -74,7 +75,31 @@ _PAPER = {
     "forgetting": True,
 }
 
-PRESETS = {"quick": _QUICK, "paper": _PAPER}
+# Strategies crossed with optimizers at the quick study's budget: CHGNet on the molecular and crystal
+# suites, 3 strategies (every parameter; the embedding frozen; a quarter of each batch replayed from
+# pseudo-labels of the pretrained model) x 3 optimizers (adamw, schedulefree, and the MACE recipe at
+# adam's quick LR) x 2 seeds, one LR each: 2 x 3 x 3 x 2 = 36 trials of 60 steps, no L-BFGS stage, no
+# properties, no curvature, forgetting on the probe set (the report's accuracy-forgetting axis). Sized
+# for <= 20 min with `--executor process --workers 2` on a 2-core machine; needs the study's
+# `strategies` field and the `mace_recipe` optimizer to validate.
+_STRATEGIES = {
+    "name": "strategies",
+    "datasets": [{"name": "molecular", "suite": "molecular"}, {"name": "crystal", "suite": "crystal"}],
+    "backbones": ["chgnet"],
+    "optimizers": {"adamw": {"lrs": [quick_lr("adamw")]}, "schedulefree": {"lrs": [quick_lr("schedulefree")]},
+                   "mace_recipe": {"lrs": [quick_lr("adam")]}},
+    "strategies": ["full", "freeze:embedding", "replay:0.25"],
+    "seeds": [0, 1],
+    "max_steps": 60,
+    "batch_size": 4,
+    "eval_every": 10,
+    "refine": False,
+    "properties": False,
+    "curvature": None,
+    "forgetting": True,
+}
+
+PRESETS = {"quick": _QUICK, "paper": _PAPER, "strategies": _STRATEGIES}
 
 
 def preset(name: str) -> dict:

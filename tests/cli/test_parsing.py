@@ -59,6 +59,7 @@ def test_property_curvature_run_report():
     args = parse("run", "s.yaml", "--executor", "process", "--workers", "3")
     assert (args.study, args.preset, args.executor, args.workers, args.out) == ("s.yaml", None, "process", 3, None)
     assert parse("run", "--preset", "quick").study is None
+    assert parse("run", "--preset", "strategies").preset == "strategies"
     assert parse("report", "folder", "--threads", "2").threads == 2
 
 

@@ -41,3 +41,26 @@ def test_lr_grid_config_errors_name_the_field(tmp_path, extra, optimizers, messa
     path.write_text(yaml.safe_dump({"datasets": [{"name": "x", "suite": "molecular"}], "optimizers": optimizers, **extra}))
     with pytest.raises(InputError, match=message):
         load_study(path)
+
+
+def test_strategies_preset_crosses_strategies_with_optimizers():
+    """`optbench run --preset strategies`: CHGNet on the molecular and crystal suites, full / freeze /
+    replay x adamw / schedulefree / mace_recipe x 2 seeds, one quick LR each, forgetting on. Its content
+    only: it validates once the study's `strategies` axis and the `mace_recipe` optimizer are on main."""
+    from optbench.errors import InputError
+    from optbench.strategies import Strategy
+    from optbench.study.presets import preset, quick_lr
+
+    s = preset("strategies")
+    assert [d["suite"] for d in s["datasets"]] == ["molecular", "crystal"] and s["backbones"] == ["chgnet"]
+    assert [str(Strategy.parse(x)) for x in s["strategies"]] == s["strategies"]  # canonical strings
+    kinds = {x.split(":")[0] for x in s["strategies"]}
+    assert kinds == {"full", "freeze", "replay"} and "freeze:embedding" in s["strategies"]
+    assert set(s["optimizers"]) == {"adamw", "schedulefree", "mace_recipe"}
+    assert s["optimizers"]["mace_recipe"]["lrs"] == [quick_lr("adam")]
+    assert all(g["lrs"] == [quick_lr(name)] for name, g in s["optimizers"].items() if name != "mace_recipe")
+    assert s["forgetting"] and not s["properties"] and not s["refine"] and s["curvature"] is None
+    trials = len(s["datasets"]) * len(s["optimizers"]) * len(s["strategies"]) * len(s["seeds"])
+    assert trials == 36 and s["max_steps"] <= load_study(preset="quick").max_steps
+    with pytest.raises(InputError, match="strategies"):
+        preset("nope")

@@ -1,5 +1,6 @@
 """Figures of a study (PNG), by family: training (summary, learning curves, error bars, profile,
-refinement), properties (parity, phonons) and curvature (Hessian spectra); captions say how to read each."""
+refinement), properties (parity, phonons), curvature (Hessian spectra) and, in a study with
+strategies, accuracy against forgetting; captions say how to read each."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from optbench.report.aggregate import StudyData
 from optbench.report.figures.curvature import hessian_spectra
 from optbench.report.figures.properties import phonon_bands, property_parity
+from optbench.report.figures.strategies import accuracy_forgetting
 from optbench.report.figures.training import (
     error_bars,
     learning_curves,
@@ -16,7 +18,7 @@ from optbench.report.figures.training import (
     summary,
 )
 
-__all__ = ["CAPTIONS", "all_figures", "caption", "error_bars", "hessian_spectra", "learning_curves",
+__all__ = ["CAPTIONS", "accuracy_forgetting", "all_figures", "caption", "error_bars", "hessian_spectra", "learning_curves",
            "performance_profile", "phonon_bands", "property_parity", "refinement", "summary"]
 
 CAPTIONS = {
@@ -39,6 +41,12 @@ CAPTIONS = {
     "hessian_spectra": "Extreme Hessian eigenvalues of the fine-tuning loss (Lanczos, absolute value, log scale) per "
                        "trial and checkpoint: blue the raw Hessian H, red the preconditioned P^1/2 H P^1/2 the "
                        "optimizer sees. A narrower red spread means better conditioning.",
+    "accuracy_forgetting": "Accuracy against forgetting, one panel per dataset, one point per optimizer (colour) x "
+                           "fine-tuning strategy (marker) at its selected learning rate: force MAE on the first ID "
+                           "test set (x) against the RMS change of the forces on the built-in probe set from the "
+                           "pretrained model's own predictions (y), seed means with 95% intervals both ways. Lower "
+                           "and further left is better; ringed points joined by the dashed line form the Pareto "
+                           "front (no other pair is better on both axes).",
     "phonons": "Phonon frequencies (THz) at the high-symmetry points: black bars the reference, dots each model. "
                "Dots on the bars agree with the reference; negative values are imaginary modes.",
 }
@@ -51,9 +59,9 @@ def caption(path: Path) -> str:
 
 
 def all_figures(data: StudyData, out: Path) -> list[Path]:
-    """Every figure of the study, the summary first."""
+    """Every figure of the study, the summary first (then accuracy against forgetting, with strategies)."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = [p for p in (summary(data, out),) if p]
+    paths = [p for p in (summary(data, out), accuracy_forgetting(data, out)) if p]
     paths += [*learning_curves(data, out), error_bars(data, out), performance_profile(data, out)]
     for fn in (refinement, property_parity, hessian_spectra):
         p = fn(data, out)

@@ -23,7 +23,7 @@ def hessian_spectra(data: StudyData, out: Path) -> Path | None:
             raw = _eigs(c.get("hessian"))
             pre = _eigs(c.get("preconditioned"))
             if raw is not None:
-                items.append((f"{r['optimizer']}\n{r['dataset']}:{checkpoint}", raw, pre))
+                items.append((f"{data.arm(r)}\n{r['dataset']}:{checkpoint}", raw, pre))
     if not items:
         return None
     fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(items)), 3.8))

@@ -16,7 +16,7 @@ from optbench.report.labels import split_unit
 def _property_points(data: StudyData) -> dict[str, list[tuple[str, float, float]]]:
     """Quantity ('Si eos B0_GPa') -> [(model label, reference, model value)] of every scalar property."""
     pts: dict[str, list[tuple[str, float, float]]] = {}
-    labels = {r["trial"]: r["optimizer"] for r in data.rows}
+    labels = {r["trial"]: data.arm(r) for r in data.rows}
     for prop in data.study.property_files():
         err = read_json(prop.path).get("error_vs_reference")
         if not isinstance(err, dict):
@@ -77,7 +77,7 @@ def _manifest_reference(data: StudyData, dataset: str, struct: str, prop: str) -
 def phonon_bands(data: StudyData, out: Path) -> list[Path]:
     """Frequencies at the high-symmetry points of each model (dots) against reference (bars)."""
     paths = []
-    labels = {r["trial"]: r["optimizer"] for r in data.rows}
+    labels = {r["trial"]: data.arm(r) for r in data.rows}
     by_dataset: dict[str, dict] = {}
     for prop in data.study.property_files():
         if prop.name != "phonons":

@@ -17,17 +17,18 @@ def learning_curves(data: StudyData, out: Path) -> list[Path]:
     for ds in data.datasets:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
         for r in data.selected(ds):
-            if r["seed"] != min(x["seed"] for x in data.selected(ds, r["optimizer"])):
+            arm = data.arm(r)
+            if r["seed"] != min(x["seed"] for x in data.selected(ds, arm)):
                 continue
             curve = data.curve(r["trial"])
             steps = [x for x in curve if "loss" in x]
             valid = [x for x in curve if x.get("valid_forces_mae") is not None]
             if steps:
-                ax1.plot([x["step"] for x in steps], [x["loss"] for x in steps], color=colors[r["optimizer"]],
-                         label=f"{r['optimizer']} ({r['lr']:g})", lw=1)
+                ax1.plot([x["step"] for x in steps], [x["loss"] for x in steps], color=colors[arm],
+                         label=f"{arm} ({r['lr']:g})", lw=1)
             if valid:
                 ax2.plot([x["step"] for x in valid], [x["valid_forces_mae"] for x in valid], "o-",
-                         color=colors[r["optimizer"]], ms=3, lw=1)
+                         color=colors[arm], ms=3, lw=1)
         ax1.set(yscale="log", xlabel="step", ylabel="training loss", title=f"{ds}: training loss")
         ax2.set(xlabel="step", ylabel="validation force MAE (meV/Å)", title=f"{ds}: validation")
         ax1.legend(fontsize=7)
