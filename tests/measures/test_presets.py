@@ -45,7 +45,7 @@ def test_lr_grid_config_errors_name_the_field(tmp_path, extra, optimizers, messa
 
 def test_strategies_preset_crosses_strategies_with_optimizers():
     """`optbench run --preset strategies`: CHGNet on the molecular and crystal suites, full / freeze /
-    replay x adamw / schedulefree / mace_recipe x 2 seeds, one quick LR each, forgetting on. Its content
+    replay x adamw / schedulefree / mace_recipe x 2 seeds, one quick LR each, 40 steps, forgetting on. Its content
     only: it validates once the study's `strategies` axis and the `mace_recipe` optimizer are on main."""
     from optbench.errors import InputError
     from optbench.strategies import Strategy

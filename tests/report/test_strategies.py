@@ -144,3 +144,18 @@ def test_a_study_without_strategies_reads_as_before(tmp_path):
     assert not (without["figures"] / "accuracy_forgetting.png").exists()
     assert md == explicit["md"].read_text()  # a `strategy` column of 'full' everywhere is no strategy axis
     assert StudyData(tmp_path / "without").optimizers == ["adamw", "schedulefree"]
+
+
+def test_failed_seeds_and_no_forgetting_are_said(tmp_path):
+    folder = write_study(tmp_path / "study", {k: v for k, v in PAIRS.items() if k[0] == "adamw"})
+    study = StudyDir(folder)
+    for path in study.forgetting_path("x").parent.glob("*.json"):
+        path.unlink()
+    failed = study.trial("molecular-adamw-replay_0.25-1").results_path
+    write_json(failed, {"status": "diverged", "steps": 3, "wall_time_s": 1.0, "metrics": {}})
+    data = StudyData(folder)
+    _, _, body = next(t for t in tables(data) if "strategy x optimizer" in t[0])
+    assert body[2] == ["replay:0.25", "55.0; drift – (1 of 2 seeds failed)"]
+    text = " ".join(strategy_sentences("molecular", panels(data)["molecular"]))
+    assert "no probe-set forgetting measured, so no accuracy-forgetting Pareto front" in text
+    assert build_report(folder)["md"].read_text().count("accuracy_forgetting") == 0
