@@ -18,7 +18,8 @@ trainable parameters (what the optimizer, the EMA, checkpoints and curvature see
 
 `merge_lora` folds the adapters into the weights (the very W + (alpha/r) B A the forward computes)
 and leaves a plain model with every parameter trainable again, as `load_backbone` gives it: the
-backbone's native file and the ASE calculator need nothing of LoRA.
+backbone's native file and the ASE calculator need nothing of LoRA. A checkpoint of a LoRA run holds
+the adapter model's state: it loads into `apply_lora(load_backbone(model), rank)` (any seed).
 """
 
 from __future__ import annotations
@@ -72,21 +73,27 @@ def apply_lora(backbone, rank: int, alpha: float | None = None, seed: int = 0) -
     Returns the record for results.json (`lora_record`); InputError (field 'strategy') when the
     backbone has no layer this strategy can adapt.
     """
+    if has_lora(backbone):
+        raise ValueError("this backbone already has adapters")
     alpha = float(rank if alpha is None else alpha)
-    if getattr(backbone, "name", "") == "mace":
+    mace = getattr(backbone, "name", "") == "mace"
+    layers = [] if mace else plain_linear_layers(backbone)
+    refusal = InputError(f"backbone '{backbone.name}' cannot do strategy 'lora:{rank}': it has no plain "
+                         f"torch.nn.Linear layer (its weights sit in {_layer_kinds(backbone.model)})", field="strategy")
+    if not mace and not layers:
+        raise refusal
+    if mace:
         _apply_mace(backbone.model, rank, alpha, seed)
     else:
-        layers = plain_linear_layers(backbone)
-        if not layers:
-            raise InputError(f"backbone '{backbone.name}' cannot do strategy 'lora:{rank}': it has no plain "
-                             f"torch.nn.Linear layer (its weights sit in {_layer_kinds(backbone.model)})",
-                             field="strategy")
         for p in backbone.model.parameters():
             p.requires_grad_(False)
         generator = torch.Generator().manual_seed(int(seed))
         for _, layer in layers:
             parametrize.register_parametrization(layer, "weight", LowRankUpdate(layer.weight, rank, alpha, generator))
-    return {"rank": rank, "alpha": alpha, **lora_record(backbone)}
+    record = {"rank": rank, "alpha": alpha, **lora_record(backbone)}
+    if not record["adapted_layers"]:  # a MACE model without a layer MACE's LoRA takes
+        raise refusal
+    return record
 
 
 def describe_lora(record: dict) -> str:
