@@ -26,6 +26,8 @@ def input_files(config: FinetuneConfig) -> dict[str, Path | None]:
     files: dict[str, Path | None] = {"train": config.train, "valid": config.valid}
     files.update({f"tests.{name}": path for name, path in config.tests.items()})
     files["model"] = model_file(config.model)
+    if config.replay_file is not None:
+        files["replay_file"] = config.replay_file
     return files
 
 

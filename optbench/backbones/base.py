@@ -43,6 +43,9 @@ class Backbone(ABC):
 
     name: str = "backbone"
     model: torch.nn.Module
+    # submodules holding the per-element reference energies (E0s), written in place by
+    # `shift_reference_energies`: the E0 setting owns them, adapter strategies (lora) leave them out
+    reference_modules: tuple[str, ...] = ()
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu", source: str = ""):
         self.model = model.to(device)

@@ -24,6 +24,7 @@ _PRETRAINED = ("0.3.0", "0.2.0", "r2scan")
 
 class CHGNetBackbone(Backbone):
     name = "chgnet"
+    reference_modules = ("composition_model",)  # AtomRef: per-element energies (eV/atom)
 
     def __init__(self, model, device: str = "cpu", source: str = "chgnet"):
         super().__init__(model, device, source)

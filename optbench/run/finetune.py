@@ -25,6 +25,9 @@ from optbench.run.inputs import RunInputs, featurize
 from optbench.run.loop import TrainingLoop
 from optbench.run.refine import refine
 from optbench.run_folder import RunFolder
+from optbench.strategies import Strategy
+from optbench.strategies.lora import apply_lora, describe_lora, merge_lora
+from optbench.strategies.replay import ReplaySet
 
 
 class FinetuneRun:
@@ -37,6 +40,9 @@ class FinetuneRun:
         self.spec = get_spec(config.optimizer)
         self.inputs = RunInputs.read(config, named_keys)  # reading, checks, model load
         self.backbone = self.inputs.backbone
+        strategy = Strategy.parse(config.strategy)
+        self.lora = apply_lora(self.backbone, strategy.lora_rank, seed=config.seed) if strategy.lora_rank else None
+        self.replay = ReplaySet.read(config, self.backbone) if strategy.replay_fraction else None
         self.folder = RunFolder(self.dir.path, config)
         self.phases.add("read", time.perf_counter() - self.phases.started)
 
@@ -72,6 +78,11 @@ class FinetuneRun:
         if cfg.refine and not state.diverged:
             self._refine(loop, state, result, metrics)
         result["metrics"] = metrics
+        if self.lora:
+            merge_lora(self.backbone)  # the deliverable: adapters folded into the native weights
+            result["lora"] = self.lora
+        if self.replay:
+            result["replay"] = self.replay.record(cfg.batch_size)
         self.backbone.save(run.model_dir)
         result["phases_s"] = self.phases.as_dict()
         write_json(run.results_path, result)
@@ -86,17 +97,27 @@ class FinetuneRun:
             zero = run.zero_shot()
             state = checkpoint.resume(loop, self.folder, run)
             self._log_start(loop, state.step)
-            return zero, state
+        else:
+            zero, state = self._fresh_start(loop), TrainState()
+        if self.replay:  # labels of the start, read back on resume: the batches of an uninterrupted run
+            self.replay.use_labels(zero.get("replay"))
+            loop.replay = self.replay.mixer(loop.train_set, self.backbone, cfg)
+        return zero, state
+
+    def _fresh_start(self, loop: TrainingLoop) -> dict:
+        cfg, run = self.config, self.dir
         self._log_start(loop, None)
         # the E0 refit's prediction pass and the zero-shot evaluation: the same in every run on these files
         with self.phases("evaluate"), remember_predictions():
             e0 = apply_e0(cfg.e0, self.backbone, loop.train_set, self.inputs.isolated_frames, cfg.train, cfg.eval_batch_size)
             log.info(describe_e0(e0))
             zero = {"e0": e0, "metrics": loop.evaluate()}
+            if self.replay:  # pseudo-labels by the model after the E0 setting (optbench.strategies.replay)
+                zero["replay"] = self.replay.label(self.backbone, cfg.eval_batch_size)
         write_json(run.zero_shot_path, zero)
         run.start_metrics()
         checkpoint.save(loop, run, "start", optimizer_state=False)
-        return zero, TrainState()
+        return zero
 
     def _refine(self, loop: TrainingLoop, state: TrainState, result: dict, metrics: dict) -> None:
         t0 = time.perf_counter()
@@ -113,6 +134,10 @@ class FinetuneRun:
         self.provenance = provenance(self.config.device, [self.backbone.name])
         log_run_start(self.config, self.provenance, len(loop.train_set), len(loop.valid) if loop.valid else 0,
                       loop.steps_per_epoch, loop.total_steps, resumed_step)
+        if self.lora:
+            log.info(describe_lora(self.lora))
+        if self.replay:
+            log.info(self.replay.describe(self.config.batch_size))
 
 
 def finetune(config: FinetuneConfig | dict, *, restart: bool = False, named_keys: set[str] | None = None) -> dict:

@@ -26,6 +26,7 @@ from optbench.run.checkpoint import TrainState
 from optbench.run.inputs import RunSets
 from optbench.run.results import valid_loss
 from optbench.run.schedule import EMA, scheduler
+from optbench.strategies.replay import training_per_batch
 
 
 class TrainingLoop:
@@ -35,7 +36,9 @@ class TrainingLoop:
         self.config, self.backbone = config, backbone
         self.train_set, self.valid, self.sets, self.tags = sets.train, sets.valid, sets.sets, sets.tags
         self.params = backbone.parameters()
-        self.steps_per_epoch = math.ceil(len(self.train_set) / config.batch_size)
+        self.per_batch = training_per_batch(config)  # training structures a batch; the rest are replay ones
+        self.steps_per_epoch = math.ceil(len(self.train_set) / self.per_batch)
+        self.replay = None  # ReplayMixer of a replay strategy, set once the replay set is labelled (FinetuneRun)
         limits = [s for s in (config.max_steps, config.epochs and config.epochs * self.steps_per_epoch) if s is not None]
         self.total_steps = min(limits) if limits else self.steps_per_epoch
         self.optimizer = build_optimizer(config.optimizer, self.params, config.lr, config.weight_decay, **config.optimizer_kwargs)
@@ -85,7 +88,8 @@ class TrainingLoop:
             epoch, k = divmod(state.step, self.steps_per_epoch)
             if epoch != order_epoch:
                 order, order_epoch = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.train_set)), epoch
-            batch = self.train_set.batch(order[k * cfg.batch_size : (k + 1) * cfg.batch_size])
+            idx = order[k * self.per_batch : (k + 1) * self.per_batch]
+            batch = self.replay.batch(idx, state.step) if self.replay else self.train_set.batch(idx)
             rollback.before_step(state.step)
             loss, parts, gnorm = self.step(batch)
             if state.first_loss is None:
