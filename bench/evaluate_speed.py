@@ -8,7 +8,9 @@ filled (`warm`: what the zero-shot, final and refined evaluations of a run and t
 study pay after the first). Ours and theirs alternate, best of --repeats each.
 Target (issue 17): ours (warm) / theirs >= 2.0 in structures per second, for each backbone.
 
-    python bench/evaluate_speed.py [--n 1000] [--repeats 1] [--threads 1] [--backbones chgnet,sevennet]
+    python bench/evaluate_speed.py [--n 1000] [--repeats 1] [--threads 1] [--backbones chgnet,sevennet] [--device cuda]
+
+--device runs ours and the peers on that torch device (default cpu).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ase.io import read
 from chgnet.model import CHGNet
 from pymatgen.io.ase import AseAtomsAdaptor
 from optbench.backbones.base import Backbone
-model = CHGNet.load(verbose=False)
+model = CHGNet.load(use_device=sys.argv[3], verbose=False)
 cut = float(model.graph_converter.atom_graph_cutoff)
 structures = [AseAtomsAdaptor.get_structure(Backbone.as_periodic(a, cut)) for a in read(sys.argv[1], index=":")]
 out = model.predict_structure(structures, task="ef", batch_size=int(sys.argv[2]))
@@ -41,7 +43,7 @@ SEVENNET_PEER = """
 import sys
 from ase.io import read
 from sevenn.calculator import SevenNetCalculator
-calc = SevenNetCalculator("7net-0", device="cpu")
+calc = SevenNetCalculator("7net-0", device=sys.argv[3])
 frames = read(sys.argv[1], index=":")
 for atoms in frames:
     atoms.calc = calc
@@ -63,20 +65,21 @@ def _wall(cmd: list[str], env: dict) -> float:
     return time.perf_counter() - t0
 
 
-def _ours(model: str, data: Path, out: Path, batch: int, threads: int, env: dict) -> float:
+def _ours(model: str, data: Path, out: Path, batch: int, threads: int, env: dict, device: str = "cpu") -> float:
     return _wall([sys.executable, "-m", "optbench.cli", "evaluate", "--model", model, "--test", f"md={data}",
-                  "--batch-size", str(batch), "--threads", str(threads), "--out", str(out)], env)
+                  "--batch-size", str(batch), "--threads", str(threads), "--device", device, "--out", str(out)], env)
 
 
-def bench(backbone: str, data: Path, n: int, work: Path, batch: int, threads: int, repeats: int) -> dict:
+def bench(backbone: str, data: Path, n: int, work: Path, batch: int, threads: int, repeats: int,
+          device: str = "cpu") -> dict:
     """Wall seconds of ours (cold cache, then best warm) and of the peer (best), whole processes."""
     model, peer, _ = MODELS[backbone]
     env = _env(threads, work / f"cache-{backbone}")
-    cold = _ours(model, data, work / "cold.json", batch, threads, env)
+    cold = _ours(model, data, work / "cold.json", batch, threads, env, device)
     warm, theirs = [], []
     for _ in range(repeats):
-        warm.append(_ours(model, data, work / "warm.json", batch, threads, env))
-        theirs.append(_wall([sys.executable, "-c", peer, str(data), str(batch)], env))
+        warm.append(_ours(model, data, work / "warm.json", batch, threads, env, device))
+        theirs.append(_wall([sys.executable, "-c", peer, str(data), str(batch), device], env))
     return {"n": n, "cold_s": cold, "warm_s": min(warm), "theirs_s": min(theirs)}
 
 
@@ -88,6 +91,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--backbones", default="chgnet,sevennet")
+    ap.add_argument("--device", default="cpu", help="torch device of ours and the peers (cpu, cuda)")
     args = ap.parse_args()
     from ase.io import read, write
 
@@ -95,10 +99,11 @@ def main() -> None:
     data = work / "frames.xyz"
     write(data, read(args.data, index=f":{args.n}"), format="extxyz")
     print(f"{args.n} frames of {Path(args.data).name}, {args.threads} thread(s), batch {args.batch_size}, "
-          f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}); whole processes, best of {args.repeats}")
+          f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}), device {args.device}; "
+          f"whole processes, best of {args.repeats}")
     print(f"{'':<34}{'wall (s)':>9}{'structures/s':>14}")
     for name in args.backbones.split(","):
-        row = bench(name, data, args.n, work, args.batch_size, args.threads, args.repeats)
+        row = bench(name, data, args.n, work, args.batch_size, args.threads, args.repeats, args.device)
         for label, key in ((f"optbench evaluate {name}, cold", "cold_s"), (f"optbench evaluate {name}, warm", "warm_s"),
                            (MODELS[name][2], "theirs_s")):
             print(f"{label:<34}{row[key]:>9.1f}{row['n'] / row[key]:>14.1f}")

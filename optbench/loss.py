@@ -39,19 +39,30 @@ def loss_from_metrics(block: dict, weights: LossWeights) -> float:
                                rmse["stress_rmse"] ** 2))
 
 
+def _to(labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Host labels as `like`'s dtype on its device; the copy to a GPU does not wait for the device."""
+    return labels.to(device=like.device, dtype=like.dtype, non_blocking=True)
+
+
 def compute_loss(backbone: Backbone, batch: Batch, weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted MSE loss of one batch and its parts (unweighted, detached)."""
     use_stress = weights.stress > 0 and batch.has_stress
     pred = backbone.predict(batch.graphs, stress=use_stress)
-    n = batch.n_atoms.to(pred.energy)
-    e_err = (pred.energy - batch.energy.to(pred.energy)) / n
+    n = _to(batch.n_atoms, pred.energy)
+    e_err = (pred.energy - _to(batch.energy, pred.energy)) / n
     emask = torch.isfinite(e_err)
     zero = pred.energy.sum() * 0.0
     e_loss = (e_err[emask] ** 2).mean() if emask.any() else zero
-    f_loss = ((pred.forces[batch.force_mask] - batch.forces[batch.force_mask].to(pred.forces)) ** 2).mean() if batch.has_forces else zero
+    if not batch.has_forces:
+        f_loss = zero
+    elif bool(batch.force_mask.all()):  # every force labelled (the host knows): no masked gather on the device
+        f_loss = ((pred.forces - _to(batch.forces, pred.forces)) ** 2).mean()
+    else:
+        f_loss = ((pred.forces[batch.force_mask] - _to(batch.forces[batch.force_mask], pred.forces)) ** 2).mean()
     if use_stress:
-        s_pred = pred.stress[batch.stress_mask] * GPA_PER_EV_A3
-        s_loss = ((s_pred - batch.stress[batch.stress_mask].to(s_pred)) ** 2).mean()
+        every = bool(batch.stress_mask.all())
+        s_pred = (pred.stress if every else pred.stress[batch.stress_mask]) * GPA_PER_EV_A3
+        s_loss = ((s_pred - _to(batch.stress if every else batch.stress[batch.stress_mask], s_pred)) ** 2).mean()
     else:
         s_loss = zero
     total = weighted_loss(weights, e_loss, f_loss, s_loss)

@@ -78,14 +78,18 @@ class _Batch:
         n_und = [int(g.undirected2directed.shape[0]) for g in graphs]
         a_off, d_off, u_off = _offsets(n_atoms), _offsets(n_dir), _offsets(n_und)
         b, dev = len(graphs), graphs[0].atomic_number.device
-        self.n_atoms = torch.tensor(n_atoms, device=dev)
-        self.owner = torch.repeat_interleave(torch.arange(b, device=dev), self.n_atoms)
-        edge_owner = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(n_dir, device=dev))
+        # Index tensors built from host integers are made on the host and copied without waiting
+        # for the device (on CUDA, torch.tensor(..., device=) and repeat_interleave by a device
+        # tensor each synchronise); on the CPU the copies are no-ops and the numbers the same.
+        n_atoms_host = torch.tensor(n_atoms)
+        self.n_atoms = _to(n_atoms_host, dev)
+        self.owner = _to(torch.repeat_interleave(torch.arange(b), n_atoms_host), dev)
+        edge_owner = _to(torch.repeat_interleave(torch.arange(b), torch.tensor(n_dir)), dev)
         self.numbers = torch.cat([g.atomic_number for g in graphs])
         self.atom_graph = torch.cat([a + a_off[i] for i, a in enumerate(atom_graphs)])
         self.u2d = torch.cat([g.undirected2directed + d_off[i] for i, g in enumerate(graphs)])
         self.d2u = torch.cat([g.directed2undirected + u_off[i] for i, g in enumerate(graphs)])
-        offs = torch.tensor([a_off, u_off, d_off, u_off, d_off], device=dev).T
+        offs = _to(torch.tensor([a_off, u_off, d_off, u_off, d_off]).T, dev)
         bond_graphs = [g.bond_graph.reshape(-1, 5) for g in graphs]
         # columns: center atom, undirected bond i, directed bond i, undirected bond j, directed bond j
         self.bond_graph = torch.cat([bg + offs[i] for i, bg in enumerate(bond_graphs)])
@@ -102,6 +106,11 @@ class _Batch:
             self.positions = torch.bmm(frac.unsqueeze(1), lattice[self.owner]).squeeze(1).requires_grad_(True)
         image = torch.cat([g.neighbor_image for g in graphs])
         self.shift = torch.bmm(image.unsqueeze(1), lattice[edge_owner]).squeeze(1)
+
+
+def _to(t: Tensor, device: torch.device) -> Tensor:
+    """A host tensor on `device`, copied without a stream synchronisation (no-op on the CPU)."""
+    return t if t.device == device else t.to(device, non_blocking=True)
 
 
 def _offsets(counts: list[int]) -> list[int]:
@@ -188,6 +197,24 @@ def _angle_update(layer, atom_feas, bond_feas, angle_feas, g: _Batch) -> Tensor:
     return new if layer.angle_norm is None else layer.angle_norm(new)
 
 
+def _composition_energy(comp_model: nn.Module, graphs: Sequence, g: _Batch) -> Tensor:
+    """`comp_model(graphs)`; for CHGNet's AtomRef, its element counts in one scatter for the batch
+    instead of a bincount per structure (each of which waits for the device on CUDA).
+
+    Same numbers: the counts are small integers (exact in float32), divided by the atom count in
+    float32 as AtomRef's int64 / int does, then its Linear layer on the same (B, elements) matrix.
+    """
+    from chgnet.model.composition_model import AtomRef
+
+    if type(comp_model) is not AtomRef or not comp_model.fitted:
+        return comp_model(list(graphs))
+    counts = g.numbers.new_zeros((len(graphs), comp_model.max_num_elements), dtype=torch.float32)
+    counts.index_put_((g.owner, g.numbers - 1), counts.new_ones(()).expand(len(g.numbers)), accumulate=True)
+    if comp_model.is_intensive:
+        counts = counts / g.n_atoms[:, None]
+    return comp_model._get_energy(counts)
+
+
 def _keeps_statistics(layer: nn.Module) -> bool:
     """Whether a forward of `layer` changes its state (batch norm statistics in train mode).
 
@@ -227,9 +254,10 @@ def predict(model, graphs: Sequence, *, stress: bool = False, create_graph: bool
     if model.readout_norm is not None:
         atom_feas = model.readout_norm(atom_feas)
     site = model.mlp(atom_feas)
-    energy = model.pooling(site, g.owner).view(-1)  # total eV (sum pooling)
+    # total eV: GraphPooling's sum (`aggregate`) without its bincount, which waits for the device
+    energy = _sum_into(site, g.owner, len(g.n_atoms)).view(-1)
     if model.composition_model is not None:
-        comp = model.composition_model(list(graphs))  # eV/atom when the model is intensive
+        comp = _composition_energy(model.composition_model, graphs, g)  # eV/atom when the model is intensive
         energy = energy + (comp * g.n_atoms if model.is_intensive else comp)
     inputs = [g.positions, g.strain] if stress else [g.positions]
     grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)

@@ -1,7 +1,8 @@
 """Hessian-vector products of the exact fine-tuning loss (double backward), or Gauss-Newton products.
 
-Vectors are flat float64 tensors over a `ParamSpace`: the trainable parameters that receive a
-gradient from the loss on the chosen subset (parameters outside the loss graph are listed, not used).
+Vectors are flat float64 tensors on the host over a `ParamSpace`: the trainable parameters that
+receive a gradient from the loss on the chosen subset (parameters outside the loss graph are listed,
+not used); the products themselves run on the model's device.
 Units of H: loss units per (parameter unit)^2.
 """
 
@@ -34,13 +35,13 @@ class ParamSpace:
         out, start = [], 0
         for p in self.params:
             n = p.numel()
-            out.append(flat[start : start + n].view_as(p).to(dtype or p.dtype))
+            out.append(flat[start : start + n].view_as(p).to(device=p.device, dtype=dtype or p.dtype))
             start += n
         return out
 
     def flatten(self, tensors: Sequence[torch.Tensor | None]) -> torch.Tensor:
         parts = [
-            torch.zeros(p.numel(), dtype=torch.float64) if t is None else t.detach().reshape(-1).to(torch.float64)
+            torch.zeros(p.numel(), dtype=torch.float64) if t is None else t.detach().reshape(-1).to("cpu", torch.float64)
             for p, t in zip(self.params, tensors, strict=True)
         ]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)

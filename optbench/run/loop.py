@@ -64,7 +64,8 @@ class TrainingLoop:
             loss, parts = compute_loss(self.backbone, batch, self.config.loss_weights)
             loss.backward(inputs=self.params)  # no gradients for positions or other leaves
             info["parts"] = parts
-            info["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+            # read back after the step: a float() here would wait for the device mid-step
+            info["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, clip).detach()
             return loss
 
         try:
@@ -74,7 +75,7 @@ class TrainingLoop:
 
             raise OptimizerError(f"optimizer '{self.config.optimizer}' raised in a step "
                                  f"({type(err).__name__}: {' '.join(str(err).split())})") from err
-        return float(loss), info["parts"], info["grad_norm"]
+        return float(loss), info["parts"], float(info["grad_norm"])
 
     def train(self, state: TrainState, run: RunDir) -> TrainState:
         """Steps from `state` to the end (or early stop / divergence); metrics and checkpoints go to `run`."""
