@@ -25,6 +25,7 @@ from optbench.run.inputs import RunInputs, featurize
 from optbench.run.loop import TrainingLoop
 from optbench.run.refine import refine
 from optbench.run_folder import RunFolder
+from optbench.strategies import prepare
 
 
 class FinetuneRun:
@@ -37,6 +38,7 @@ class FinetuneRun:
         self.spec = get_spec(config.optimizer)
         self.inputs = RunInputs.read(config, named_keys)  # reading, checks, model load
         self.backbone = self.inputs.backbone
+        prepare(self.backbone, config)  # the strategy, checked against the backbone before the folder is claimed
         self.folder = RunFolder(self.dir.path, config)
         self.phases.add("read", time.perf_counter() - self.phases.started)
 
