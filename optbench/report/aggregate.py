@@ -66,6 +66,11 @@ def grid_edge(lr: float, grid: list[float]) -> str | None:
     return "lowest" if lr == grid[0] else "highest" if lr == grid[-1] else None
 
 
+def arm_label(optimizer: str, strategy: str | None) -> str:
+    """The report's name of an optimizer under a fine-tuning strategy: 'adamw' (full), 'adamw [freeze:embedding]'."""
+    return optimizer if strategy in (None, "full") else f"{optimizer} [{strategy}]"
+
+
 def flatten(prefix: str, obj, out: dict) -> dict:
     if isinstance(obj, dict):
         for k, v in obj.items():
@@ -91,6 +96,7 @@ class StudyData:
 
     def _row(self, plan: dict, run: RunDir) -> dict:
         row = dict(plan)
+        row["optimizer"] = arm_label(plan["optimizer"], plan.get("strategy"))  # groupings keep strategies apart
         res, crash = run.results(), run.crash()
         row["status"] = res["status"] if res else ("crashed" if crash else "missing")
         row["error"] = crash["error"] if crash and not res else None
