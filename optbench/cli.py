@@ -29,6 +29,12 @@ def _cmd_finetune(args) -> int:
     from optbench.provenance import console, log, run_log
     from optbench.run import finetune
 
+    if getattr(args, "list_groups", False):
+        from optbench.strategies import list_groups
+
+        print(list_groups(getattr(args, "model", None) or "chgnet", getattr(args, "device", None) or "cpu",
+                          getattr(args, "strategy", None)))
+        return 0
     console()  # what optbench logs is printed, and the run's log.txt holds it
     config = FinetuneConfig.from_sources(args.config, finetune_overrides(args))
     result = finetune(config, restart=args.restart, named_keys=_named_keys(args))

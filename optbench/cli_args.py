@@ -51,6 +51,18 @@ def weights(text: str) -> dict[str, float]:
     return out
 
 
+def lr_factors(text: str) -> dict[str, float]:
+    """GROUP=FACTOR,... -> {group: factor} (--lr-factors embedding=0.1,readout=2)."""
+    out = {}
+    for part in text.split(","):
+        key, value = kv(part)
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"LR factor of '{key}' is not a number: '{value}'") from None
+    return out
+
+
 def _ema(text: str) -> float:
     try:
         return float(text)
@@ -141,6 +153,10 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
            "H=-13.6,O=-2035.6, MACE's '{1: -13.6, 8: -2035.6}' or a JSON file")
     a("--refine", choices=["lbfgs"], help="second-order refinement stage after first-order training")
     a("--refine-steps", type=int, help="L-BFGS iterations of the refinement")
+    a("--strategy", help="what is trained: full, freeze:GROUP[,GROUP], lora:RANK, replay:FRACTION, joined by +")
+    a("--lr-factors", "--lr_factors", dest="lr_factors", type=lr_factors, metavar="GROUP=FACTOR,...",
+      help="per-group LR factors (lr = --lr x factor), e.g. embedding=0.1,readout=2; replaces the YAML's")
+    a("--list-groups", action="store_true", help="print the parameter groups of --model and exit (no --train needed)")
     a("--device", help="torch device: cpu, cuda, cuda:1, ...")
     a("--out", help="run directory")
     p.argument_default = None  # options added later (by other modules) keep argparse's usual None default

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ class Backbone(ABC):
     # submodules holding the per-element reference energies (E0s), written in place by
     # `shift_reference_energies`: the E0 setting owns them, adapter strategies (lora) leave them out
     reference_modules: tuple[str, ...] = ()
+    # parameter groups of fine-tuning strategies: (group, fnmatch patterns of parameter names), first match
+    # wins; the names embedding, radial, interaction, readout, reference mean the same on every backbone
+    GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu", source: str = ""):
         self.model = model.to(device)
@@ -93,6 +97,11 @@ class Backbone(ABC):
 
     def named_parameters(self):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+
+    def parameter_groups(self) -> dict[str, list[str]]:
+        """Group name -> names of the model's parameters (trainable or not), each in exactly one group,
+        groups in `GROUPS` order; from `GROUPS`, else one group 'all'. Unmatched names go to 'other'."""
+        return group_parameters((n for n, _ in self.model.named_parameters()), self.GROUPS)
 
     @abstractmethod
     def save_native(self, directory: Path) -> str:
@@ -154,6 +163,17 @@ class BackboneCalculator(Calculator):
             from ase.stress import full_3x3_to_voigt_6_stress
 
             self.results["stress"] = full_3x3_to_voigt_6_stress(pred.stress[0].detach().cpu().double().numpy())
+
+
+def group_parameters(names: Iterable[str], groups: Sequence[tuple[str, Sequence[str]]]) -> dict[str, list[str]]:
+    """Each name into the first group with a matching fnmatch pattern ('other' when none; 'all' without groups)."""
+    out: dict[str, list[str]] = {}
+    for name in names:
+        group = next((g for g, patterns in groups if any(fnmatchcase(name, pat) for pat in patterns)),
+                     "other" if groups else "all")
+        out.setdefault(group, []).append(name)
+    order = [g for g, _ in groups] + ["other", "all"]
+    return {g: out[g] for g in order if g in out}
 
 
 def split_suffix(rest: str) -> tuple[str, str]:

@@ -25,6 +25,15 @@ _PRETRAINED = ("0.3.0", "0.2.0", "r2scan")
 class CHGNetBackbone(Backbone):
     name = "chgnet"
     reference_modules = ("composition_model",)  # AtomRef: per-element energies (eV/atom)
+    GROUPS = (
+        ("embedding", ("atom_embedding.*", "bond_embedding.*", "angle_embedding.*")),
+        ("radial", ("bond_basis_expansion.*", "angle_basis_expansion.*", "bond_weights_ag.*", "bond_weights_bg.*")),
+        ("interaction", ("atom_conv_layers.*",)),  # atom message passing
+        ("bond", ("bond_conv_layers.*",)),  # bond updates from angles
+        ("angle", ("angle_layers.*",)),  # angle updates
+        ("readout", ("readout_norm.*", "mlp.*", "site_wise.*")),
+        ("reference", ("composition_model.*",)),  # AtomRef: per-element reference energies
+    )
 
     def __init__(self, model, device: str = "cpu", source: str = "chgnet"):
         super().__init__(model, device, source)

@@ -24,6 +24,13 @@ class MACEBackbone(Backbone):
     """A MACE model (`torch.save`d module); energy eV, forces eV/Å, stress eV/Å^3 (ASE sign)."""
 
     name = "mace"
+    GROUPS = (
+        ("embedding", ("node_embedding.*",)),
+        ("radial", ("radial_embedding.*", "interactions.*.conv_tp_weights.*")),  # basis and radial MLPs
+        ("interaction", ("interactions.*", "products.*")),  # message passing and symmetric contractions
+        ("readout", ("readouts.*",)),
+        ("reference", ("atomic_energies_fn.*", "scale_shift.*")),
+    )
 
     def __init__(self, model, device: str = "cpu", source: str = "", head: str | None = None):
         super().__init__(model, device, source)

@@ -31,6 +31,13 @@ class SevenNetBackbone(Backbone):
     """SevenNet's AtomGraphSequential; energy eV, forces eV/Å, stress eV/Å^3 (ASE sign)."""
 
     name = "sevennet"
+    GROUPS = (
+        ("embedding", ("onehot_to_feature_x.*",)),
+        ("radial", ("edge_embedding.*", "[0-9]*_convolution.weight_nn.*")),  # basis and radial MLPs
+        ("interaction", ("[0-9]*_*",)),  # the rest of each numbered layer
+        ("readout", ("reduce_input_to_hidden.*", "reduce_hidden_to_energy.*")),
+        ("reference", ("rescale_atomic_energy.*",)),
+    )
 
     def __init__(self, model, config: dict, device: str = "cpu", source: str = "", modal: str | None = None):
         super().__init__(model, device, source)

@@ -12,6 +12,7 @@ import torch
 from optbench.curvature.hvp import HessianOperator, build_hvp_operator
 from optbench.curvature.linalg import LanczosResult, hutchinson_trace, lanczos, slq_density
 from optbench.curvature.precond import Preconditioner, preconditioner_from_state
+from optbench.errors import InputError
 from optbench.loss import LossWeights
 from optbench.optim.spec import preconditioner_spec
 
@@ -135,16 +136,21 @@ def analyse(
     seed: int = 0,
     progress: bool = True,
     operator: HessianOperator | None = None,
+    named_params: Sequence[tuple[str, torch.Tensor]] | None = None,
 ) -> dict:
     """Hessian spectrum of the loss at the backbone's weights and, with an optimizer state, the
     spectrum of P^1/2 H P^1/2 and the spectral filter of P along H's top eigenvectors.
 
     Returns plain numbers/arrays (eigenvalues in loss units per parameter unit^2 for H,
-    dimensionless for the preconditioned operator since P carries the learning rate).
+    dimensionless for the preconditioned operator since P carries the learning rate). `named_params`: the
+    trainable parameters in the optimizer's order (state index i), when the optimizer had several groups;
+    default the backbone's trainable parameters (frozen ones are out of the operator either way).
     """
     torch.manual_seed(seed)
-    op = operator or build_hvp_operator(backbone, featurized_set, weights, indices, gauss_newton=gauss_newton)
-    all_params = backbone.parameters()
+    named = list(named_params) if named_params is not None else backbone.named_parameters()
+    op = operator or build_hvp_operator(backbone, featurized_set, weights, indices, gauss_newton=gauss_newton,
+                                        names_params=named)
+    all_params = [p for _, p in named]
     result: dict = {
         "loss": float(op.loss.detach()),
         "loss_parts": {key: float(v) for key, v in op.parts.items()},
@@ -162,6 +168,9 @@ def analyse(
     result["seconds_per_hvp"] = (time.perf_counter() - t0) / max(op.n_matvec - n0, 1)
     if optimizer_name is None or optimizer_state is None:
         return result
+    if named_params is None and len(optimizer_state.get("param_groups", [])) > 1:  # its order is not the model's
+        raise InputError("the optimizer state has several parameter groups: pass named_params in the optimizer's "
+                         "order (optbench.strategies.named_groups)", field="named_params")
     result.update(_preconditioned(op, hrun, optimizer_name, optimizer_state, all_params, hparams, k, common))
     return result
 

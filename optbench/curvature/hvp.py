@@ -148,9 +148,11 @@ def build_hvp_operator(
     indices: Sequence[int] | None = None,
     *,
     gauss_newton: bool = False,
+    names_params: Sequence[tuple[str, torch.Tensor]] | None = None,
 ) -> HessianOperator:
     """The Hessian (or Gauss-Newton) operator of the fine-tuning loss on `featurized_set[indices]`
-    as one batch, at the backbone's current weights (model put in eval mode: no dropout)."""
+    as one batch, at the backbone's current weights (model put in eval mode: no dropout), over
+    `names_params` (default: the backbone's trainable parameters)."""
     backbone.model.eval()
     idx = list(range(len(featurized_set))) if indices is None else list(indices)
-    return HessianOperator(backbone, featurized_set.batch(idx), weights, gauss_newton=gauss_newton)
+    return HessianOperator(backbone, featurized_set.batch(idx), weights, names_params, gauss_newton=gauss_newton)

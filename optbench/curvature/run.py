@@ -39,8 +39,10 @@ def load_checkpoint(run_dir: str | Path, checkpoint: str):
 
 def _backbone(config, ckpt: dict, path: Path, device: str = "cpu"):
     from optbench.backbones import load_backbone
+    from optbench.strategies import apply_strategy
 
     backbone = load_backbone(config.model, device)
+    apply_strategy(backbone, config.strategy)  # the run's frozen groups (and adapters) before its weights
     try:
         backbone.model.load_state_dict(ckpt["model_state"])
     except RuntimeError as err:
@@ -136,10 +138,13 @@ def _analyse_at(config, ckpt: dict, path: Path, *, frames, name: str, weights, h
                 device: str) -> dict:
     """`analyse` of the backbone and optimizer state saved in checkpoint `ckpt` (file `path`)."""
     from optbench.loss import FeaturizedSet
+    from optbench.strategies import named_groups
 
     backbone = _backbone(config, ckpt, path, device)
     fset = FeaturizedSet(frames, backbone, name=name)
-    return analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), hparams=hparams, **opts)
+    named = [item for _, _, members in named_groups(backbone, config.lr_factors) for item in members]  # optimizer order
+    return analyse(backbone, fset, weights, ckpt["optimizer"], ckpt.get("optimizer_state"), hparams=hparams,
+                   named_params=named, **opts)
 
 
 def _figures(result: dict, panels: dict, out: Path) -> list[Path]:

@@ -25,8 +25,9 @@ from optbench.run.inputs import RunInputs, featurize
 from optbench.run.loop import TrainingLoop
 from optbench.run.refine import refine
 from optbench.run_folder import RunFolder
-from optbench.strategies import Strategy
-from optbench.strategies.lora import apply_lora, describe_lora, merge_lora
+from optbench.strategies import Strategy, prepare
+from optbench.strategies.apply import lora_applied
+from optbench.strategies.lora import describe_lora, merge_lora
 from optbench.strategies.replay import ReplaySet
 
 
@@ -40,8 +41,9 @@ class FinetuneRun:
         self.spec = get_spec(config.optimizer)
         self.inputs = RunInputs.read(config, named_keys)  # reading, checks, model load
         self.backbone = self.inputs.backbone
+        prepare(self.backbone, config)  # the strategy, checked against the backbone before the folder is claimed
+        self.lora = lora_applied(self.backbone)  # LoRA adapters (seeded by config.seed), None without
         strategy = Strategy.parse(config.strategy)
-        self.lora = apply_lora(self.backbone, strategy.lora_rank, seed=config.seed) if strategy.lora_rank else None
         self.replay = ReplaySet.read(config, self.backbone) if strategy.replay_fraction else None
         self.folder = RunFolder(self.dir.path, config)
         self.phases.add("read", time.perf_counter() - self.phases.started)

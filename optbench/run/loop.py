@@ -26,6 +26,7 @@ from optbench.run.checkpoint import TrainState
 from optbench.run.inputs import RunSets
 from optbench.run.results import valid_loss
 from optbench.run.schedule import EMA, scheduler
+from optbench.strategies import flat_parameters, prepare
 from optbench.strategies.replay import training_per_batch
 
 
@@ -35,13 +36,14 @@ class TrainingLoop:
     def __init__(self, config: FinetuneConfig, backbone, sets: RunSets, supports_schedule: bool = True):
         self.config, self.backbone = config, backbone
         self.train_set, self.valid, self.sets, self.tags = sets.train, sets.valid, sets.sets, sets.tags
-        self.params = backbone.parameters()
+        groups = prepare(backbone, config)  # the strategy: frozen groups out, per-group LR factors
+        self.params = flat_parameters(groups)  # optimizer order: state index i is params[i]
         self.per_batch = training_per_batch(config)  # training structures a batch; the rest are replay ones
         self.steps_per_epoch = math.ceil(len(self.train_set) / self.per_batch)
         self.replay = None  # ReplayMixer of a replay strategy, set once the replay set is labelled (FinetuneRun)
         limits = [s for s in (config.max_steps, config.epochs and config.epochs * self.steps_per_epoch) if s is not None]
         self.total_steps = min(limits) if limits else self.steps_per_epoch
-        self.optimizer = build_optimizer(config.optimizer, self.params, config.lr, config.weight_decay, **config.optimizer_kwargs)
+        self.optimizer = build_optimizer(config.optimizer, groups, config.lr, config.weight_decay, **config.optimizer_kwargs)
         self.scheduler = None
         if supports_schedule:
             self.scheduler = scheduler(self.optimizer, config.schedule, config.warmup_steps, self.total_steps)
@@ -102,7 +104,8 @@ class TrainingLoop:
                 log.warning(f"diverged at step {self.diverged_at} (loss {loss:.3g}); restored the last good state "
                             f"(after step {state.step}: weights and optimizer state)")
                 break
-            lr = self.optimizer.param_groups[0]["lr"]
+            first = self.optimizer.param_groups[0]
+            lr = first["lr"] / first.get("lr_factor", 1.0)  # the base LR (groups carry base x factor)
             if self.scheduler:
                 self.scheduler.step()
             if self.ema:

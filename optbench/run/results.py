@@ -21,6 +21,8 @@ def record(config: FinetuneConfig, loop, state, zero: dict, metrics: dict, input
         "stopped_early": state.stopped_early, "best_valid_step": state.best_step,
         "wall_time_s": state.elapsed_s, "config_hash": config.hash(), "e0": zero["e0"],
         "valid_loss": valid_loss(metrics["final"]["valid"], config) if "valid" in metrics["final"] else None,
+        "strategy": config.strategy, "lr_factors": config.lr_factors,
+        "trainable_parameters": sum(p.numel() for p in loop.params),
         "inputs": inputs, "label_coverage": coverage,
         "provenance": provenance,
     }

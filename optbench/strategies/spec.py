@@ -22,7 +22,7 @@ KINDS = ("full", "freeze", "lora", "replay")
 class Strategy:
     """One fine-tuning strategy; `str(s)` gives back its canonical string."""
 
-    freeze: tuple[str, ...] = ()  # parameter groups kept at their pretrained values
+    freeze: tuple[str, ...] = ()  # parameter groups kept at their pretrained values (sorted)
     lora_rank: int | None = None  # rank of the low-rank adapters (None: no LoRA)
     replay_fraction: float | None = None  # fraction of each batch drawn from the replay set
 
@@ -70,7 +70,7 @@ class Strategy:
                 raise InputError(f"unknown strategy '{name}' (choose from {', '.join(KINDS)})", field=field)
         if rank is not None and freeze:
             raise InputError("lora already freezes every base weight; drop freeze", field=field)
-        return cls(tuple(freeze), rank, fraction)
+        return cls(tuple(sorted(freeze)), rank, fraction)  # one run whatever the order the groups are named in
 
     def __str__(self) -> str:
         parts = []

@@ -8,10 +8,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from optbench.errors import InputError
 from optbench.loss import LossWeights
@@ -76,6 +84,16 @@ class CurvatureSpec(BaseModel):
     n_slq: int = Field(3, ge=1)  # stochastic Lanczos quadrature vectors
 
 
+def _canonical_strategy(value: str) -> str:
+    """The canonical form of one strategy string (optbench.strategies.Strategy)."""
+    from optbench.strategies import Strategy
+
+    try:
+        return str(Strategy.parse(value))
+    except InputError as err:
+        raise ValueError(err.message) from None
+
+
 class StudyConfig(BaseModel):
     """A whole optimizer comparison with an equal tuning budget per optimizer."""
 
@@ -111,6 +129,25 @@ class StudyConfig(BaseModel):
     threads_per_trial: int = Field(1, ge=1)
     gpus_per_trial: float = Field(1.0, gt=0)  # Ray: GPUs asked for a trial whose device is CUDA (0.5: two share one)
     finetune: dict[str, Any] = Field(default_factory=dict)
+    # fine-tuning strategies crossed with the optimizers (optbench.strategies), one LR-factor map for all trials
+    strategies: list[Annotated[str, AfterValidator(_canonical_strategy)]] = Field(
+        default_factory=lambda: ["full"], min_length=1)
+    lr_factors: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("strategies")
+    @classmethod
+    def _distinct(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"strategies must be distinct, got {values}")
+        return values
+
+    @field_validator("lr_factors")
+    @classmethod
+    def _factors(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {g: f for g, f in value.items() if not f > 0}
+        if bad:
+            raise ValueError(f"LR factors must be > 0, got {bad}")
+        return value
 
     @model_validator(mode="after")
     def _fair(self) -> StudyConfig:
@@ -127,13 +164,23 @@ class StudyConfig(BaseModel):
             raise ValueError(f"unequal tuning budget: every optimizer needs the same number of learning rates, got {sizes}")
         if self.max_steps is None and self.max_time_s is None:
             raise ValueError("give a step budget (max_steps) or a wall-time budget (max_time_s)")
+        for key, where in (("strategy", "`strategies: [...]` (a study axis)"), ("lr_factors", "`lr_factors:` of the study")):
+            if key in self.finetune:
+                raise ValueError(f"set {where}, not finetune.{key}")
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
             raise ValueError(f"dataset names must be unique, got {names}")
         return self
 
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        data = self.model_dump(mode="json")
+        for key, default in _NEW_DEFAULTS.items():  # fields added later enter only when set: old studies keep their hash
+            if data.get(key) == default:
+                data.pop(key)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_NEW_DEFAULTS = {"strategies": ["full"], "lr_factors": {}}
 
 
 def _line_map(text: str) -> dict[tuple, int]:

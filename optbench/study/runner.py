@@ -33,13 +33,13 @@ def valid_loss(result: dict | None) -> float:
 
 
 def select_lrs(trials: list[Trial], results: list[dict]) -> dict[tuple, float]:
-    """Per (dataset, backbone, optimizer): the LR with the best mean validation loss over seeds.
+    """Per (dataset, backbone, optimizer[, strategy]) (`Trial.arm`): the LR with the best mean validation loss over seeds.
 
     A seed that did not complete scores inf, so an LR is chosen only if all its seeds completed,
     unless none did anywhere in the grid; ties go to the smaller LR."""
     scores: dict[tuple, dict[float, list[float]]] = {}
     for t, r in zip(trials, results, strict=True):
-        scores.setdefault((t.dataset, t.backbone, t.optimizer), {}).setdefault(t.lr, []).append(valid_loss(r))
+        scores.setdefault(t.arm, {}).setdefault(t.lr, []).append(valid_loss(r))
     chosen = {}
     for key, by_lr in scores.items():
         means = {lr: float(np.mean(v)) for lr, v in by_lr.items()}
@@ -128,7 +128,7 @@ def _run_locked(study, out, datasets, inputs, executor, workers, address, report
                       gpus_per_trial=study.gpus_per_trial)
     chosen = select_lrs(trials, results)
     index["selected_lr"] = {"|".join(k): v for k, v in chosen.items()}
-    selected = [t for t in trials if chosen[(t.dataset, t.backbone, t.optimizer)] == t.lr]
+    selected = [t for t in trials if chosen[t.arm] == t.lr]
     for row, t in zip(index["trials"], trials):
         row["selected"] = t in selected
     write_json(old, index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 
 from optbench.config import FinetuneConfig
@@ -60,38 +61,45 @@ class Trial:
     lr: float
     seed: int
     config: FinetuneConfig
+    strategy: str = "full"
 
     @property
     def key(self) -> str:
         return self.config.hash()
 
+    @property
+    def arm(self) -> tuple[str, ...]:
+        """(dataset, backbone, optimizer[, strategy]): the trials among which one LR is selected."""
+        base = (self.dataset, self.backbone, self.optimizer)
+        return base if self.strategy == "full" else (*base, self.strategy)
+
     def row(self) -> dict:
         return {"trial": self.key, "dataset": self.dataset, "regime": self.regime, "backbone": self.backbone,
-                "optimizer": self.optimizer, "lr": self.lr, "seed": self.seed}
+                "optimizer": self.optimizer, "strategy": self.strategy, "lr": self.lr, "seed": self.seed}
 
 
 def expand(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset],
            grids: dict[tuple[str, str, str], list[float]] | None = None) -> list[Trial]:
     """Every trial of the study, each with its run folder out/trials/<config hash>; `grids`
-    ((dataset, backbone, optimizer) -> LRs, from `lr_grid: auto`) replaces the given grids."""
+    ((dataset, backbone, optimizer) -> LRs, from `lr_grid: auto`) replaces the given grids. Every
+    strategy of an optimizer gets the same LR grid and seeds (the same budget)."""
     trials = []
     for ds_spec in study.datasets:
         ds = datasets[ds_spec.name]
-        for backbone in study.backbones:
-            for opt, grid in study.optimizers.items():
-                for lr in (grids[ds.name, backbone, opt] if grids else grid.lrs):
-                    for seed in study.seeds:
-                        data = {
-                            "model": backbone, "train": ds.train, "valid": ds.valid, "tests": ds.tests, "test_tags": ds.tags,
-                            "optimizer": opt, "optimizer_kwargs": grid.kwargs, "lr": lr, "seed": seed,
-                            "batch_size": study.batch_size, "max_steps": study.max_steps,
-                            "max_time_s": study.max_time_s, "loss_weights": study.loss_weights.model_dump(),
-                            "eval_every": study.eval_every, "valid_fraction": study.valid_fraction,
-                            "refine": "lbfgs" if study.refine else None, "refine_steps": study.refine_steps,
-                            **{f"{k}_key": v for k, v in ds.keys.items() if k in ("energy", "forces", "stress", "virial")},
-                            **study.finetune,
-                        }
-                        cfg = FinetuneConfig.validated(data, f"study dataset '{ds.name}'")
-                        cfg = cfg.model_copy(update={"out": StudyDir(out).trial(cfg.hash()).path})
-                        trials.append(Trial(ds.name, ds.regime, backbone, opt, lr, seed, cfg))
+        for backbone, (opt, grid), strategy in product(study.backbones, study.optimizers.items(), study.strategies):
+            for lr, seed in product(grids[ds.name, backbone, opt] if grids else grid.lrs, study.seeds):
+                data = {
+                    "model": backbone, "train": ds.train, "valid": ds.valid, "tests": ds.tests, "test_tags": ds.tags,
+                    "optimizer": opt, "optimizer_kwargs": grid.kwargs, "lr": lr, "seed": seed,
+                    "batch_size": study.batch_size, "max_steps": study.max_steps,
+                    "max_time_s": study.max_time_s, "loss_weights": study.loss_weights.model_dump(),
+                    "eval_every": study.eval_every, "valid_fraction": study.valid_fraction,
+                    "refine": "lbfgs" if study.refine else None, "refine_steps": study.refine_steps,
+                    "strategy": strategy, "lr_factors": study.lr_factors,
+                    **{f"{k}_key": v for k, v in ds.keys.items() if k in ("energy", "forces", "stress", "virial")},
+                    **study.finetune,
+                }
+                cfg = FinetuneConfig.validated(data, f"study dataset '{ds.name}'")
+                cfg = cfg.model_copy(update={"out": StudyDir(out).trial(cfg.hash()).path})
+                trials.append(Trial(ds.name, ds.regime, backbone, opt, lr, seed, cfg, strategy))
     return trials

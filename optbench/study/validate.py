@@ -1,8 +1,8 @@
 """Everything a study needs, checked before its first trial: a bad input is exit 2, not N crashes.
 
 Optimizers are built with their kwargs on a toy parameter and take one step; every data file
-is read with its keys and passes the structural checks; every backbone loads and knows every
-element of every dataset.
+is read with its keys and passes the structural checks; every backbone loads, knows every
+element of every dataset and has the parameter groups that the strategies and LR factors name.
 """
 
 from __future__ import annotations
@@ -49,14 +49,35 @@ def dataset_files(ds: ResolvedDataset) -> dict[str, Path]:
     return files
 
 
-def check_data(study: StudyConfig, datasets: dict[str, ResolvedDataset]) -> None:
-    """Read every file with its keys; structures, label keys and elements of every backbone."""
+def load_backbones(study: StudyConfig) -> dict:
+    """Backbone spec -> the loaded pretrained backbone, for every backbone of the study."""
     from optbench.backbones import load_backbone
+
+    return {name: load_backbone(name) for name in study.backbones}
+
+
+def check_strategies(study: StudyConfig, backbones: dict | None = None) -> None:
+    """Every strategy and the LR factors against every backbone's parameter groups, and every
+    optimizer against the factors (L-BFGS takes one group)."""
+    from optbench.strategies import check_strategy
+
+    for bb in (backbones or load_backbones(study)).values():
+        for i, strategy in enumerate(study.strategies):
+            for opt in study.optimizers:
+                try:
+                    check_strategy(bb, strategy, study.lr_factors, opt)
+                except InputError as err:
+                    field = f"strategies.{i}" if err.field == "strategy" else err.field
+                    raise InputError(err.message, field=field) from None
+
+
+def check_data(study: StudyConfig, datasets: dict[str, ResolvedDataset], backbones: dict | None = None) -> None:
+    """Read every file with its keys; structures, label keys and elements of every backbone."""
     from optbench.data.io import LabelKeys, read_frames
     from optbench.sanity import check_structures, label_coverage
 
     specs = {d.name: d for d in study.datasets}
-    backbones = {name: load_backbone(name) for name in study.backbones}
+    backbones = backbones or load_backbones(study)
     cutoff = max((getattr(b, "cutoff", None) or getattr(b, "r_max", None) or 6.0) for b in backbones.values())
     for ds in datasets.values():
         keys = {k: ds.keys.get(k, k) for k in ("energy", "forces", "stress", "virial")}
@@ -88,4 +109,6 @@ def validate_study(study: StudyConfig, datasets: dict[str, ResolvedDataset]) -> 
     """InputError on the first problem of any trial's inputs, before anything is written."""
     check_property_settings(study)
     check_optimizers(study)
-    check_data(study, datasets)
+    backbones = load_backbones(study)
+    check_strategies(study, backbones)
+    check_data(study, datasets, backbones)

@@ -93,6 +93,8 @@ def test_help_prints_every_default(command, capsys):
     (["finetune", "--lr", "fast"], "--lr"),
     (["finetune", "--schedule", "sometimes"], "--schedule"),
     (["finetune", "--loss-weights", "energy=heavy"], "--loss-weights"),
+    (["finetune", "--lr-factors", "readout=fast"], "--lr-factors"),
+    (["finetune", "--lr-factors", "readout"], "--lr-factors"),
     (["finetune", "--no-such-flag"], "--no-such-flag"),
     (["evaluate", "--model", "chgnet", "--out", "o.json"], "--test"),
     (["evaluate", "--model", "chgnet", "--test", "a.xyz", "--out", "o.json"], "NAME=VALUE"),

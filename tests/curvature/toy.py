@@ -32,6 +32,8 @@ class PairMLP(nn.Module):
 
 class ToyBackbone(Backbone):
     name = "toy"
+    GROUPS = (("embedding", ("net.0.*",)), ("interaction", ("net.2.*", "unused.*")), ("readout", ("net.4.*",)),
+              ("reference", ("e0",)))
 
     def __init__(self, hidden: int = 8, seed: int = 0):
         super().__init__(PairMLP(hidden, seed))

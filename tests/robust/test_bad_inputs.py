@@ -230,6 +230,29 @@ def evaluate_out_is_directory(ws):
                 [str(out), "directory"], None, out_absent=False)
 
 
+# ---------------------------------------------------------------- finetune: strategies
+def strategy_unknown_group(ws):
+    out = ws.fresh("strat_group")
+    return Call(ws.finetune_args(out, "--strategy", "freeze:embed"), ["strategy", "'chgnet'", "'embed'", "embedding"], out)
+
+
+def strategy_freezes_everything(ws):
+    out = ws.fresh("strat_all")
+    every = "freeze:embedding,radial,interaction,bond,angle,readout"
+    return Call(ws.finetune_args(out, "--strategy", every), ["strategy", "freezes every trainable parameter"], out)
+
+
+def lr_factors_unknown_group(ws):
+    out = ws.fresh("factors_group")
+    return Call(ws.finetune_args(out, "--lr-factors", "head=2"), ["lr_factors", "'head'", "readout"], out)
+
+
+def lr_factors_with_lbfgs(ws):
+    out = ws.fresh("factors_lbfgs")
+    return Call(ws.finetune_args(out, "--optimizer", "lbfgs", "--lr-factors", "readout=2"),
+                ["lr_factors", "'lbfgs'", "single parameter group"], out)
+
+
 # ---------------------------------------------------------------- study
 def _study_call(ws, name, optimizers, needles, **extra):
     study = ws.study(f"{name}.yaml", optimizers, **extra)
@@ -287,6 +310,11 @@ def study_yaml_error(ws):
     return Call(["run", str(study), "--out", str(out)], [str(study), "YAML", "line"], out)
 
 
+def study_unknown_strategy_group(ws):
+    return _study_call(ws, "s_strategy", {"adamw": {"lrs": [1e-3]}}, ["strategies.1", "'embed'", "embedding"],
+                       strategies=["full", "freeze:embed"])
+
+
 def study_locked_folder(ws):
     c = _study_call(ws, "s_locked", {"adamw": {"lrs": [1e-3]}}, ["pid", "in use"])
     c.out.mkdir()
@@ -305,9 +333,10 @@ CASES = [overlap, tiny_cell, nan_positions, inf_positions, partial_pbc, periodic
          sevennet_not_a_model, user_optimizer_raises_in_init, user_optimizer_raises_in_step, optimizer_module_missing,
          optimizer_not_a_class, yaml_error_one_line, replaced_train_file, corrupt_checkpoint, corrupt_config_yaml,
          truncated_results_finetune, different_config_same_out, locked_run_folder, evaluate_nan_positions,
-         evaluate_missing_forces_key, evaluate_out_is_directory, study_unknown_optimizer, study_misspelled_kwarg,
+         evaluate_missing_forces_key, evaluate_out_is_directory, strategy_unknown_group, strategy_freezes_everything,
+         lr_factors_unknown_group, lr_factors_with_lbfgs, study_unknown_optimizer, study_misspelled_kwarg,
          study_missing_file, study_nan_file, study_named_key_missing, study_bad_seed, study_user_optimizer_raises,
-         study_yaml_error, study_locked_folder, study_no_trial_completed]
+         study_yaml_error, study_unknown_strategy_group, study_locked_folder, study_no_trial_completed]
 
 
 def run_case(case, ws, capsys=None) -> tuple[int, list[str], Call]:
