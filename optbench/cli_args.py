@@ -91,7 +91,7 @@ class FinetuneHelpFormatter(HelpFormatter):
         from optbench.config import FinetuneConfig
 
         field = FinetuneConfig.model_fields.get(action.dest)
-        if field is None or field.is_required() or action.dest in ("loss_weights", "tests"):
+        if field is None or field.is_required() or action.dest in ("loss_weights", "tests", "recipe"):
             return None
         return field.get_default(call_default_factory=True)
 
@@ -135,6 +135,12 @@ def add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     a("--virial-key", "--virials_key", dest="virial_key", help="extxyz key of the virial (eV), used when there is no stress")
     a("--loss-weights", type=weights, metavar="energy=1,forces=10,stress=0.1",
       help="weights of the MSE terms: energy per atom (eV/atom)^2, forces (eV/Å)^2, stress (GPa)^2 (default: energy=1,forces=10,stress=0.1)")
+    a("--loss", choices=["mse", "huber"], help="per-term loss; huber: MACE's weighted Huber with --huber-delta")
+    a("--huber-delta", "--huber_delta", dest="huber_delta", type=float,
+      help="Huber delta in eV/atom, eV/Å and eV/Å^3, one for all three terms (the default is MACE's)")
+    a("--recipe", action="append", type=kv, metavar="NAME=VALUE",
+      help="a setting of the optimizer's recipe (mace_recipe: lr_factor, scheduler_patience, ema_decay, stage_two, "
+           "start_stage_two, stage_two_lr, stage_two_lr_factor; repeatable)")
     a("--schedule", choices=["constant", "cosine", "warmup", "warmup_cosine"], help="learning-rate schedule")
     a("--warmup-steps", type=int, help="linear warm-up length in steps")
     a("--weight-decay", "--weight_decay", dest="weight_decay", type=float,
@@ -171,4 +177,8 @@ def finetune_overrides(args: argparse.Namespace) -> dict:
     out = {k: v for k, v in vars(args).items() if k in known and k != "config"}
     if "tests" in out:
         out["tests"] = dict(out["tests"])
+    if "recipe" in out:
+        import yaml
+
+        out["recipe"] = {k: yaml.safe_load(v) for k, v in out["recipe"]}  # numbers, true/false, null as in YAML
     return out

@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from optbench.errors import InputError
 from optbench.loss import LossWeights
@@ -52,7 +61,7 @@ def yaml_problem(err: Exception) -> str:
     return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
 
 
-_NEW_DEFAULTS = {"strategy": "full", "lr_factors": {}, "replay_file": None}
+_NEW_DEFAULTS = {"strategy": "full", "lr_factors": {}, "replay_file": None, "loss": "mse", "huber_delta": 0.01, "recipe": {}}
 
 
 class FinetuneConfig(BaseModel):
@@ -99,6 +108,9 @@ class FinetuneConfig(BaseModel):
     strategy: str = "full"
     lr_factors: dict[str, float] = Field(default_factory=dict)  # parameter group -> LR factor
     replay_file: Path | None = None  # labelled replay structures (default: pseudo-labelled probe set)
+    loss: Literal["mse", "huber"] = "mse"  # per-term loss (optbench.loss); validation always reports the MSE loss
+    huber_delta: float = Field(0.01, gt=0)  # eV/atom, eV/Å, eV/Å^3: MACE's --huber_delta default
+    recipe: dict[str, Any] = Field(default_factory=dict)  # overrides of the optimizer's recipe (optbench.optim.recipe)
     _notes: list[str] = PrivateAttr(default_factory=list)  # how a MACE-style config was read, for the log
 
     @field_validator("tests")
@@ -126,6 +138,27 @@ class FinetuneConfig(BaseModel):
         if bad:
             raise ValueError(f"LR factors must be > 0, got {bad}")
         return value
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from optbench.optim.recipe import recipe_for
+
+        try:
+            recipe_for(str(info.data.get("optimizer", "")), value)
+        except InputError as err:
+            where = err.field.removeprefix("recipe.") if err.field not in (None, "recipe") else None
+            raise ValueError(f"{where}: {err.message}" if where else err.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _recipe_schedule(self) -> FinetuneConfig:
+        from optbench.optim.recipe import recipe_for
+
+        if (self.schedule != "constant" or self.warmup_steps) and recipe_for(self.optimizer) is not None:
+            raise ValueError(f"optimizer '{self.optimizer}' brings its own LR schedule (ReduceLROnPlateau and "
+                             "stage two); leave schedule constant and warmup_steps 0")
+        return self
 
     @field_validator("device")
     @classmethod
@@ -171,8 +204,8 @@ class FinetuneConfig(BaseModel):
             data.update(loaded)
         flags, cli_notes = from_mace({k: v for k, v in (overrides or {}).items() if v is not None}, "command line", cli=True)
         for key, value in flags.items():
-            if key == "loss_weights" and isinstance(data.get("loss_weights"), dict):
-                value = {**data["loss_weights"], **value}
+            if key in ("loss_weights", "recipe") and isinstance(data.get(key), dict):
+                value = {**data[key], **value}
             data[key] = value
         config = cls.validated(data, source)
         config._notes = [*notes, *cli_notes]
@@ -204,6 +237,8 @@ class FinetuneConfig(BaseModel):
         for key, default in _NEW_DEFAULTS.items():  # settings added later enter only when set, so old runs keep their hash
             if data.get(key) == default:
                 data.pop(key, None)
+        if data.get("loss", "mse") == "mse":
+            data.pop("huber_delta", None)  # no part of an MSE run's numbers
         if data.get("replay_file") is not None:
             data["replay_file"] = _resolved(self.replay_file)
         return data

@@ -2,8 +2,10 @@
 
 `from_mace(data, source)` rewrites a config mapping: MACE's names become optbench's (the table
 `MAPPED` is the one home of that correspondence; the README shows it), `ema: true` becomes an
-EMA decay, and in a MACE-style file every other MACE option is collected once as ignored.
-Fields a MACE file leaves out take optbench's defaults, not MACE's.
+EMA decay, MACE's recipe (Adam with `scheduler: ReduceLROnPlateau` and/or `swa`/`stage_two`)
+becomes optimizer `mace_recipe` with its settings, and in a MACE-style file every other MACE option
+is collected once as ignored. Fields a MACE file leaves out take optbench's defaults, not MACE's
+(within the recipe: the recipe's, which are MACE's, except stage two and EMA, off unless asked).
 """
 
 from __future__ import annotations
@@ -39,13 +41,30 @@ MAPPED: dict[str, tuple[str, str]] = {
     "batch_size": ("batch_size", "as is"),
     "valid_batch_size": ("eval_batch_size", "as is"),
     "lr": ("lr", "as is"),
-    "optimizer": ("optimizer", "adam, adamw, schedulefree"),
+    "optimizer": ("optimizer", "adam, adamw, schedulefree; adam with the recipe options below -> mace_recipe"),
     "lbfgs": ("optimizer", "`true` -> lbfgs"),
     "weight_decay": ("weight_decay", "as is"),
-    "amsgrad": ("optimizer_kwargs", "`amsgrad` for adam/adamw (MACE turns it on by default, optbench does not)"),
+    "amsgrad": ("optimizer_kwargs", "`amsgrad` for adam/adamw (MACE turns it on by default, optbench's adam does not; mace_recipe does)"),
     "beta": ("optimizer_kwargs", "`betas: [beta, 0.999]`"),
-    "scheduler": ("schedule", "constant, cosine, warmup, warmup_cosine; MACE's ReduceLROnPlateau/ExponentialLR are ignored"),
-    "ema": ("ema_decay", "`true` -> ema_decay (default 0.99), `false` -> no EMA"),
+    "scheduler": ("schedule", "constant, cosine, warmup, warmup_cosine; ReduceLROnPlateau (with adam) -> optimizer "
+                  "mace_recipe; ExponentialLR is ignored"),
+    "lr_factor": ("recipe.lr_factor", "mace_recipe's plateau factor"),
+    "scheduler_patience": ("recipe.scheduler_patience", "mace_recipe's plateau patience, counted in validations"),
+    "swa": ("recipe.stage_two", "`true` (with adam) -> mace_recipe with stage two; left out: no stage two, as in MACE"),
+    "stage_two": ("recipe.stage_two", "as `swa`"),
+    "start_swa": ("recipe.start_stage_two", "epochs, as in MACE (steps = epochs x steps per epoch)"),
+    "start_stage_two": ("recipe.start_stage_two", "as `start_swa`"),
+    "swa_lr": ("recipe.stage_two_lr", "as is"),
+    "stage_two_lr": ("recipe.stage_two_lr", "as is"),
+    "swa_energy_weight": ("recipe.stage_two_weights.energy", "as is"),
+    "stage_two_energy_weight": ("recipe.stage_two_weights.energy", "as is"),
+    "swa_forces_weight": ("recipe.stage_two_weights.forces", "as is"),
+    "stage_two_forces_weight": ("recipe.stage_two_weights.forces", "as is"),
+    "swa_stress_weight": ("recipe.stage_two_weights.stress", "divided by 160.2^2"),
+    "stage_two_stress_weight": ("recipe.stage_two_weights.stress", "divided by 160.2^2"),
+    "loss": ("loss", "`huber` -> huber; `weighted`, `ef`, `stress`, `virials` -> mse; others ignored"),
+    "huber_delta": ("huber_delta", "as is (eV/atom, eV/Å, eV/Å^3)"),
+    "ema": ("ema_decay", "`true` -> ema_decay (default 0.99), `false` -> no EMA (under mace_recipe: left out -> no EMA)"),
     "ema_decay": ("ema_decay", "used when `ema: true`"),
     "seed": ("seed", "as is"),
     "device": ("device", "as is"),
@@ -59,6 +78,13 @@ MAPPED: dict[str, tuple[str, str]] = {
     "work_dir": ("out", "out = work_dir/name"),
     "name": ("out", "out = work_dir/name (work_dir default `runs`)"),
 }
+
+
+# MACE's recipe options -> mace_recipe's settings (optbench.optim.recipe.Recipe); stress weights rescaled
+RECIPE_OPTIONS = {"lr_factor": "lr_factor", "scheduler_patience": "scheduler_patience", "start_swa": "start_stage_two",
+                  "start_stage_two": "start_stage_two", "swa_lr": "stage_two_lr", "stage_two_lr": "stage_two_lr"}
+STAGE_TWO_WEIGHTS = {f"{prefix}_{term}_weight": term for prefix in ("swa", "stage_two") for term in ("energy", "forces", "stress")}
+MSE_LOSSES = ("weighted", "ef", "stress", "virials")  # MACE's MSE losses of energy per atom, forces (and stress)
 
 
 def is_mace_style(data: dict) -> bool:
@@ -101,6 +127,50 @@ def _set(out: dict, field: str, value: Any, source: str, name: str) -> None:
     out[field] = value
 
 
+def _recipe(data: dict, out: dict) -> list[str]:
+    """MACE's recipe (Adam, ReduceLROnPlateau and/or stage two), or optimizer mace_recipe named with MACE's
+    options -> optimizer mace_recipe and its settings in `out`; the MACE options it used (none when
+    `data` does not ask for the recipe)."""
+    scheduler, stage_two = data.get("scheduler"), bool(data.get("swa") or data.get("stage_two"))
+    named = str(data.get("optimizer", "adam")).lower()  # MACE's default optimizer is adam
+    asked = named == "mace_recipe" or scheduler == "ReduceLROnPlateau" or (stage_two and scheduler is None)
+    if not asked or data.get("lbfgs") or named not in ("adam", "mace_recipe") or scheduler not in (None, "ReduceLROnPlateau"):
+        return []
+    settings = dict(out.get("recipe") or {})
+    if named == "adam":  # MACE's own file: stage two and EMA only where it asks for them, as MACE runs it
+        settings["stage_two"] = stage_two
+        if not data.get("ema"):
+            settings["ema_decay"] = 0.0
+    elif "swa" in data or "stage_two" in data:
+        settings["stage_two"] = stage_two
+    weights = dict(settings.get("stage_two_weights") or {})
+    for key, value in data.items():
+        if key in RECIPE_OPTIONS:
+            settings[RECIPE_OPTIONS[key]] = value
+        elif key in STAGE_TWO_WEIGHTS:
+            term = STAGE_TWO_WEIGHTS[key]
+            weights[term] = float(value) / (GPA_PER_EV_A3**2 if term == "stress" else 1.0)
+    if weights:
+        settings["stage_two_weights"] = weights
+    out["optimizer"], out["recipe"] = "mace_recipe", settings
+    keys = ("scheduler", "swa", "stage_two", "optimizer", *RECIPE_OPTIONS, *STAGE_TWO_WEIGHTS)
+    return [k for k in data if k in keys]
+
+
+def _loss(out: dict, mace: bool) -> str | None:
+    """MACE's `loss` names in `out` -> optbench's; "used", "ignored" or None (optbench's own name)."""
+    value = out.get("loss")
+    if value is None or value in ("mse", "huber"):
+        return "used" if value == "huber" and mace else None
+    if value in MSE_LOSSES:
+        out["loss"] = "mse"
+        return "used"
+    if mace:
+        out.pop("loss")
+        return "ignored"
+    return None  # an optbench file: validation names the field
+
+
 def from_mace(data: dict[str, Any], source: str = "config", cli: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Optbench's fields for `data` (optbench's or MACE's names) and the notes to log about it.
 
@@ -121,7 +191,14 @@ def from_mace(data: dict[str, Any], source: str = "config", cli: bool = False) -
     elif mace and not cli and "ema_decay" in data:
         out.pop("ema_decay", None)  # MACE uses ema_decay only together with `ema: true`
         ignored.append("ema_decay")  # without `ema: true`
+    recipe = _recipe(data, out) if mace else []
+    loss = _loss(out, mace)
+    if loss:
+        (used if loss == "used" else ignored).append("loss")
     for key, value in data.items():
+        if key in recipe:
+            used.append(key)
+            continue
         if key in fields or key in ("ema", "ema_decay"):
             continue
         if key not in MAPPED:
@@ -159,7 +236,7 @@ def _carry(key: str, value: Any, data: dict, out: dict, source: str) -> bool:
         if value:
             out["optimizer"] = "lbfgs"  # MACE's switch to L-BFGS wins over `optimizer`
     elif key in ("amsgrad", "beta"):
-        if str(data.get("optimizer") or out.get("optimizer") or "adamw") not in ("adam", "adamw", "radam"):
+        if str(data.get("optimizer") or out.get("optimizer") or "adamw") not in ("adam", "adamw", "radam", "mace_recipe"):
             return False
         kwargs = dict(out.get("optimizer_kwargs") or {})
         kwargs.update({"amsgrad": bool(value)} if key == "amsgrad" else {"betas": [float(value), 0.999]})
@@ -168,6 +245,8 @@ def _carry(key: str, value: Any, data: dict, out: dict, source: str) -> bool:
         if value not in ("constant", "cosine", "warmup", "warmup_cosine"):
             return False
         _set(out, "schedule", value, source, key)
+    elif key in RECIPE_OPTIONS or key in STAGE_TWO_WEIGHTS or key in ("swa", "stage_two"):
+        return False  # recipe options without the recipe (another optimizer or scheduler)
     elif key.endswith("_weight"):
         scale = 1 / GPA_PER_EV_A3**2 if key == "stress_weight" else 1.0
         out["loss_weights"] = {**(out.get("loss_weights") or {}), field.split(".")[1]: float(value) * scale}

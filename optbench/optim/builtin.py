@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from optbench.optim.recipe import Recipe
 from optbench.optim.spec import (
     REGISTRY,
     OptimizerSpec,
@@ -154,6 +155,12 @@ for _spec in (
     OptimizerSpec("lbfgs", cls="torch.optim:LBFGS",
                   defaults={"max_iter": 1, "max_eval": 10, "history_size": 20, "line_search_fn": "strong_wolfe"},
                   second_order=True, supports_schedule=False, preconditioner=PreconditionerModel("lbfgs")),
+    # MACE's fine-tuning as a baseline, not one of the compared seven (no LR range measured):
+    # torch Adam, amsgrad on (MACE's --amsgrad, default True) and coupled L2 weight decay 5e-7 (its
+    # --weight_decay; MACE leaves readouts and embeddings undecayed, optbench decays every trained
+    # tensor), betas (0.9, 0.999) (its --beta); the recipe (optbench.optim.recipe) holds the rest
+    OptimizerSpec("mace_recipe", cls="torch.optim:Adam", defaults={"amsgrad": True, "weight_decay": 5e-7},
+                  supports_schedule=False, preconditioner=_diagonal(_adam), recipe=Recipe()),
 ):
     register_optimizer(_spec)
 

@@ -2,9 +2,10 @@
 
 A spec holds the factory (or the `module:Class` it builds), the registry defaults (quirks such as
 Ranger's settings), ScheduleFree's train/eval switch, L-BFGS's closure, the measured LR range
-tests the built-in studies place their grids with, and the preconditioner model that the
-curvature analysis reads P from. Any torch optimizer is available as `module:Class`; one that
-is the class of a registry entry shares that entry's preconditioner model.
+tests the built-in studies place their grids with, the preconditioner model that the
+curvature analysis reads P from, and the training recipe that comes with it (optbench.optim.recipe).
+Any torch optimizer is available as `module:Class`; one that is the class of a registry entry
+shares that entry's preconditioner model.
 
 Importing this module does not import torch (the CLI lists the names from it).
 """
@@ -21,6 +22,8 @@ from optbench.errors import InputError
 
 if TYPE_CHECKING:
     import torch
+
+    from optbench.optim.recipe import Recipe
 
 
 class NoPreconditionerModel(InputError):
@@ -61,6 +64,7 @@ class OptimizerSpec:
     preconditioner: PreconditionerModel | None = None  # curvature's model of its P; None: curvature refuses
     lr_range: dict[str, tuple[float, float]] = field(default_factory=dict)  # suite -> measured (lr_steepest, lr_diverged)
     model_of: str | None = None  # registry entry whose preconditioner model a `module:Class` spec shares
+    recipe: Recipe | None = None  # LR schedule, EMA and second stage the loop applies with it (MACE's)
 
     def __post_init__(self):
         if self.factory is None:

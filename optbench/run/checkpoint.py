@@ -1,8 +1,9 @@
 """Checkpoints of a run: `save` writes RUN_DIR/checkpoints/<tag>.pt, `resume` restores `last.pt` exactly.
 
 start/mid/final/refined hold the weights and the optimizer state (analysed by optbench.curvature);
-last also holds the scheduler, the EMA, the best weights, the loop counters and the torch RNG, so a
-killed run resumes to the numbers of an uninterrupted one.
+last also holds the scheduler, the EMA (and its update count), the optimizer's recipe (plateau
+scheduler, stage), the best weights, the loop counters and the torch RNG, so a killed run resumes to
+the numbers of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def save(loop, run: RunDir, tag: str, state: TrainState | None = None, optimizer
         data.update(
             scheduler_state=loop.scheduler.state_dict() if loop.scheduler else None,
             ema=loop.ema.shadow if loop.ema else None,
+            ema_updates=loop.ema.updates if loop.ema else 0,
+            recipe_state=loop.recipe.state_dict() if loop.recipe else None,
             best_state=loop.best_state,
             train_state=asdict(state),
             torch_rng=torch.get_rng_state(),
@@ -62,6 +65,9 @@ def resume(loop, folder, run: RunDir) -> TrainState:
     if loop.ema and ckpt["ema"] is not None:
         for s, v in zip(loop.ema.shadow, ckpt["ema"]):
             s.copy_(v)
+        loop.ema.updates = ckpt.get("ema_updates", 0)
+    if loop.recipe and ckpt.get("recipe_state") is not None:
+        loop.recipe.load_state_dict(ckpt["recipe_state"])
     loop.best_state = ckpt["best_state"]
     torch.set_rng_state(ckpt["torch_rng"])
     state = TrainState(**ckpt["train_state"])

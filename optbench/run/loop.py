@@ -2,7 +2,8 @@
 
 `TrainingLoop.step(batch)` is one optimizer step (the closure, gradient clipping); `train()` runs
 steps in seeded epoch order with validation, early stopping, checkpoints and a clean stop on
-divergence (the last good weights and optimizer state restored).
+divergence (the last good weights and optimizer state restored), and the optimizer's recipe
+(optbench.run.recipe: LR on a plateau, stage two) where its entry has one.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from tqdm.auto import tqdm
 from optbench.config import FinetuneConfig
 from optbench.evaluate import evaluate_sets
 from optbench.layout import RunDir
-from optbench.loss import compute_loss
+from optbench.loss import LossWeights, compute_loss, loss_from_metrics
 from optbench.optim import build_optimizer, set_mode
+from optbench.optim.recipe import recipe_for
 from optbench.provenance import log
 from optbench.rollback import Rollback
 from optbench.run import checkpoint
 from optbench.run.checkpoint import TrainState
 from optbench.run.inputs import RunSets
-from optbench.run.results import valid_loss
+from optbench.run.recipe import RecipeRun
 from optbench.run.schedule import EMA, scheduler
 from optbench.strategies import flat_parameters, prepare
 from optbench.strategies.replay import training_per_batch
@@ -47,9 +49,20 @@ class TrainingLoop:
         self.scheduler = None
         if supports_schedule:
             self.scheduler = scheduler(self.optimizer, config.schedule, config.warmup_steps, self.total_steps)
-        self.ema = EMA(self.params, config.ema_decay) if config.ema_decay > 0 else None
+        recipe = recipe_for(config.optimizer, config.recipe)
+        self.recipe = None if recipe is None else RecipeRun(
+            config.optimizer, recipe, self.optimizer, config.loss_weights, self.total_steps, self.steps_per_epoch,
+            self.valid is not None)
+        decay = config.ema_decay or (recipe.ema_decay if recipe else 0.0)  # the run's EMA, else the recipe's
+        self.ema = EMA(self.params, decay, warmup=bool(recipe and recipe.ema_warmup)) if decay > 0 else None
+        self.huber_delta = config.huber_delta if config.loss == "huber" else None
         self.best_state = None  # under early stopping: the eval weights that scored best
         self.diverged_at: int | None = None
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        """The loss weights of the current stage (the run's, or the recipe's stage two)."""
+        return self.recipe.weights if self.recipe else self.config.loss_weights
 
     def evaluate(self, names=None) -> dict:
         """Metrics of the named sets (default: all) with the weights now in the model."""
@@ -63,7 +76,7 @@ class TrainingLoop:
 
         def closure():
             self.optimizer.zero_grad(set_to_none=True)
-            loss, parts = compute_loss(self.backbone, batch, self.config.loss_weights)
+            loss, parts = compute_loss(self.backbone, batch, self.loss_weights, self.huber_delta)
             loss.backward(inputs=self.params)  # no gradients for positions or other leaves
             info["parts"] = parts
             # read back after the step: a float() here would wait for the device mid-step
@@ -110,6 +123,8 @@ class TrainingLoop:
                 self.scheduler.step()
             if self.ema:
                 self.ema.update()
+            if self.recipe:
+                self.recipe.observe(loss)
             state.step += 1
             state.elapsed_s = time.perf_counter() - t0
             run.append_metrics({"step": state.step, "epoch": epoch, "loss": loss, **{f"loss_{k}": float(v) for k, v in parts.items()},
@@ -129,6 +144,11 @@ class TrainingLoop:
         due = state.step % cfg.eval_every == 0 or state.step == self.total_steps
         if self.valid is not None and due and self.validate(state, run):
             state.stopped_early = True
+        if self.recipe:
+            if due and self.valid is None:
+                self.recipe.plateau_step(state.step, None)
+            if self.recipe.switch(state.step):  # a new loss: the best validation so far starts afresh (MACE)
+                state.best_valid, state.evals_since_best = math.inf, 0
         if state.step == self.total_steps // 2:
             checkpoint.save(self, run, "mid", state)
         if state.step % cfg.checkpoint_every == 0 or state.step == self.total_steps or state.stopped_early:
@@ -160,7 +180,7 @@ class TrainingLoop:
         """Evaluate on the validation split; True when early stopping says stop."""
         self.eval_weights(True)
         block = self.evaluate(["valid"])["valid"]
-        vloss = valid_loss(block, self.config)
+        vloss = loss_from_metrics(block, self.loss_weights)
         if vloss < state.best_valid:
             state.best_valid, state.best_step, state.evals_since_best = vloss, state.step, 0
             if self.config.patience:
@@ -168,6 +188,8 @@ class TrainingLoop:
         else:
             state.evals_since_best += 1
         self.eval_weights(False)
+        if self.recipe:
+            self.recipe.plateau_step(state.step, vloss)
         run.append_metrics({"step": state.step, "valid_loss": vloss, "valid_energy_mae": block["energy_mae"],
                             "valid_forces_mae": block["forces_mae"], "elapsed_s": state.elapsed_s})
         state.metrics_lines += 1

@@ -67,7 +67,7 @@ def refine(loop) -> dict:
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for b, c in zip(batches, chunks):
-            loss, _ = compute_loss(loop.backbone, b, cfg.loss_weights)
+            loss, _ = compute_loss(loop.backbone, b, cfg.loss_weights, loop.huber_delta)  # the run's loss, stage one weights
             (loss * len(c) / n).backward(inputs=params)
             total += float(loss) * len(c) / n
         return torch.tensor(total)

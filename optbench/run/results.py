@@ -28,4 +28,6 @@ def record(config: FinetuneConfig, loop, state, zero: dict, metrics: dict, input
     }
     if state.diverged:
         result["diverged_at_step"] = loop.diverged_at
+    if loop.recipe:
+        result["recipe"] = loop.recipe.record(loop.ema.decay if loop.ema else 0.0)
     return result

@@ -29,15 +29,22 @@ def scheduler(optimizer: torch.optim.Optimizer, schedule: str, warmup: int, tota
 
 
 class EMA:
-    """Exponential moving average of the trainable weights."""
+    """Exponential moving average of the trainable weights.
 
-    def __init__(self, params: list[torch.nn.Parameter], decay: float):
-        self.params, self.decay = params, decay
+    warmup: the n-th update uses min(decay, (1 + n) / (10 + n)), as torch_ema (MACE's EMA) does
+    with its default use_num_updates=True; `updates` counts them (checkpointed).
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter], decay: float, warmup: bool = False):
+        self.params, self.decay, self.warmup = params, decay, warmup
         self.shadow = [p.detach().clone() for p in params]
+        self.updates = 0
 
     @torch.no_grad()
     def update(self) -> None:
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - self.decay)
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - decay)
 
     @torch.no_grad()
     def swap(self) -> None:

@@ -14,7 +14,7 @@ from optbench.train import fit_reference_energies
 
 CASES = [
     ("adam", 1e-3), ("adamw", 1e-3), ("radam", 1e-3), ("sgd", 1e-4), ("lamb", 1e-3),
-    ("ranger", 1e-3), ("schedulefree", 1e-3), ("lbfgs", 0.1), ("torch.optim:Adagrad", 1e-2),
+    ("ranger", 1e-3), ("schedulefree", 1e-3), ("lbfgs", 0.1), ("torch.optim:Adagrad", 1e-2), ("mace_recipe", 1e-3),
 ]
 
 

@@ -91,3 +91,47 @@ def test_a_zero_weight_drops_its_term(shifted):
     assert float(parts["stress"]) == 0.0  # not even computed
     assert float(total) == pytest.approx(DF**2, rel=1e-3)
     assert np.isclose(float(parts["energy"]), DE_PER_ATOM**2, rtol=1e-3)  # still reported, not weighted in
+
+
+# ---------------------------------------------------------------- Huber (MACE's `loss: huber`)
+def _huber(err: float, delta: float) -> float:
+    """torch's / MACE's Huber of one error (its units): 0.5 e^2 inside delta, delta (|e| - delta / 2) beyond."""
+    return 0.5 * err**2 if abs(err) <= delta else delta * (abs(err) - delta / 2)
+
+
+@pytest.mark.parametrize("delta", [1.0, 0.01, 0.002])
+def test_huber_terms_by_hand(shifted, delta):
+    """delta 1: every error inside, each term half its MSE; MACE's 0.01: energy (0.1 eV/atom) and forces
+    (0.2 eV/Å) linear, stress (1 GPa = 0.0062 eV/Å^3) still quadratic; 0.002: all three linear."""
+    backbone, data = shifted
+    _, mse = compute_loss(backbone, data.batch([0, 1]), LossWeights())
+    total, parts = compute_loss(backbone, data.batch([0, 1]), LossWeights(), huber_delta=delta)
+    s_err = DS_GPA / GPA_PER_EV_A3  # eV/Å^3
+    expected = {"energy": _huber(DE_PER_ATOM, delta), "forces": _huber(DF, delta),
+                "stress": _huber(s_err, delta) * GPA_PER_EV_A3**2}  # the stress term in GPa^2
+    for key, value in expected.items():
+        assert float(parts[key]) == pytest.approx(value, rel=2e-3), key
+    if delta == 1.0:
+        for key in expected:
+            assert float(parts[key]) == pytest.approx(float(mse[key]) / 2, rel=1e-5), key
+    assert float(total) == pytest.approx(expected["energy"] + 10 * expected["forces"] + 0.1 * expected["stress"], rel=2e-3)
+
+
+def test_huber_equals_maces_weighted_huber_loss(shifted):
+    """The same batch through mace-torch's WeightedHuberEnergyForcesStressLoss (stress in eV/Å^3, its
+    weight in (eV/Å^3)^-2 = ours x 160.2^2)."""
+    from mace.modules.loss import WeightedHuberEnergyForcesStressLoss
+
+    class _Ref(dict):
+        ptr: torch.Tensor
+
+    backbone, data = shifted
+    batch = data.batch([0, 1])
+    pred = backbone.predict(batch.graphs, stress=True)
+    ref = _Ref(energy=batch.energy.float(), forces=batch.forces.float(), stress=batch.stress.float() / GPA_PER_EV_A3)
+    ref.ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(batch.n_atoms, 0)])
+    theirs = WeightedHuberEnergyForcesStressLoss(energy_weight=1.0, forces_weight=10.0, stress_weight=0.1 * GPA_PER_EV_A3**2,
+                                                 huber_delta=0.01)
+    mace = theirs(ref, {"energy": pred.energy.detach(), "forces": pred.forces.detach(), "stress": pred.stress.detach()})
+    ours, _ = compute_loss(backbone, batch, LossWeights(), huber_delta=0.01)
+    assert float(ours) == pytest.approx(float(mace), rel=1e-4)
