@@ -45,8 +45,8 @@ def test_lr_grid_config_errors_name_the_field(tmp_path, extra, optimizers, messa
 
 def test_strategies_preset_crosses_strategies_with_optimizers():
     """`optbench run --preset strategies`: CHGNet on the molecular and crystal suites, full / freeze /
-    replay x adamw / schedulefree / mace_recipe x 2 seeds, one quick LR each, 40 steps, forgetting on. Its content
-    only: it validates once the study's `strategies` axis and the `mace_recipe` optimizer are on main."""
+    replay x adamw / schedulefree / mace_recipe x 2 seeds, one quick LR each, 40 steps, forgetting on; it
+    validates and expands to 36 trials, each strategy checked against CHGNet's parameter groups."""
     from optbench.errors import InputError
     from optbench.strategies import Strategy
     from optbench.study.presets import preset, quick_lr
@@ -62,5 +62,7 @@ def test_strategies_preset_crosses_strategies_with_optimizers():
     assert s["forgetting"] and not s["properties"] and not s["refine"] and s["curvature"] is None
     trials = len(s["datasets"]) * len(s["optimizers"]) * len(s["strategies"]) * len(s["seeds"])
     assert trials == 36 and s["max_steps"] <= load_study(preset="quick").max_steps
+    study = load_study(preset="strategies")  # validates: strategies axis, mace_recipe, group names
+    assert study.strategies == s["strategies"] and "mace_recipe" in study.optimizers
     with pytest.raises(InputError, match="strategies"):
         preset("nope")
