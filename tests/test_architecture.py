@@ -1,5 +1,5 @@
 """The architecture stays as it is drawn: arrows between the top-level packages point down the pipeline
-(data -> backbones -> optim -> run -> properties / curvature -> study -> report), no file grows past
+(data -> backbones -> optim -> strategies -> run -> properties / curvature -> study -> report), no file grows past
 300 lines and no function past 60. Imports are read with ast, module-level and inside functions alike."""
 
 from __future__ import annotations
@@ -11,17 +11,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "optbench"
-PACKAGES = ("data", "backbones", "optim", "run", "properties", "curvature", "study", "report")
+PACKAGES = ("data", "backbones", "optim", "strategies", "run", "properties", "curvature", "study", "report")
 
 # package -> the packages it must never import (directly, at module level or inside a function)
 FORBIDDEN = {
-    "data": {"backbones", "optim", "run", "properties", "curvature", "study", "report"},
-    "backbones": {"data", "optim", "run", "properties", "curvature", "study", "report"},
-    "optim": {"data", "backbones", "run", "properties", "curvature", "study", "report"},
+    "data": {"backbones", "optim", "strategies", "run", "properties", "curvature", "study", "report"},
+    "backbones": {"data", "optim", "strategies", "run", "properties", "curvature", "study", "report"},
+    "optim": {"data", "backbones", "strategies", "run", "properties", "curvature", "study", "report"},
+    "strategies": {"run", "properties", "curvature", "study", "report"},
     "run": {"properties", "curvature", "study", "report"},
-    "properties": {"optim", "run", "curvature", "study", "report"},
+    "properties": {"optim", "strategies", "run", "curvature", "study", "report"},
     "curvature": {"run", "properties", "study", "report"},
-    "report": {"data", "backbones", "optim", "run", "properties", "curvature", "study"},
+    "report": {"data", "backbones", "optim", "strategies", "run", "properties", "curvature", "study"},
     "study": set(),  # the study drives everything below it; only the report sits above
 }
 
