@@ -58,6 +58,12 @@ class CHGNetBackbone(Backbone):
         s = torch.stack(out["s"]) / GPA_PER_EV_A3 if stress else None
         return Prediction(energy=energy, forces=forces, stress=s, n_atoms=n_atoms)
 
+    def higher_derivatives(self):
+        """SiLU, sigmoid and layer norm with closed-form third derivatives (`higher_order`): a
+        Hessian-vector product of a force loss in fewer ops, and exact where torch's layer norm is
+        not (its third derivative treats the saved mean and 1/std as constants, pytorch#175754)."""
+        return chgnet_fast.higher_order.enabled() if self.fast else contextlib.nullcontext()
+
     def supported_numbers(self) -> set[int]:
         return set(range(1, self.model.composition_model.max_num_elements + 1))
 
