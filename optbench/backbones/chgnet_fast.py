@@ -138,16 +138,20 @@ def _gated(gmlp: nn.Module, pieces: list[tuple[Tensor, Tensor | None]]) -> Tenso
     groups: dict[int, list[int]] = {}
     for k, (src, _) in enumerate(pieces):
         groups.setdefault(id(src), []).append(k)
-    h = None
+    h, owned = None, False  # owned: h is a tensor made here that nothing else holds (add in place)
     for ks in groups.values():
         src = pieces[ks[0]][0]
         projs = (src @ torch.cat([columns[k] for k in ks], 0).T).split(weight.shape[0], dim=1)
         for k, proj in zip(ks, projs, strict=True):
             idx = pieces[k][1]
             proj = proj if idx is None else proj.index_select(0, idx)
-            h = proj if h is None else h + proj
+            if h is None:
+                h, owned = proj, idx is not None
+            else:
+                h, owned = (h.add_(proj) if owned else h + proj), True
     if core_lin.bias is not None:
-        h = h + torch.cat([core_lin.bias, gate_lin.bias])
+        bias = torch.cat([core_lin.bias, gate_lin.bias])
+        h = h.add_(bias) if owned else h + bias
     hidden = core_lin.out_features
     core, gate = h.split(hidden, dim=1)  # backward: one cat (slices: two zero fills and an add)
     for m in core_rest:
