@@ -2,16 +2,20 @@
 time of a k=10 Lanczos run. Prints the ratios measured in this one run.
 
     python bench/hvp_speed.py [--n-structures 32] [--repeats 3] [--k 10] [--data FILE] [--device cuda]
+                              [--compare-autograd]
 
 "one gradient"      = forward (energies + forces) + loss + backward
 "one HVP (fresh)"   = forward + gradient with create_graph + one double-backward product
 "one HVP (cached)"  = one more product on the kept gradient graph (what Lanczos pays per step)
-Target: HVP (fresh) / gradient <= 3.0.
+Target: HVP (fresh) / gradient <= 3.0. The three are timed in turns, one of each per round, so
+that load from other jobs weighs on all alike; --compare-autograd adds, in the same rounds, the
+products built on torch's own higher derivatives (the code before backbones/higher_order.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -30,14 +34,17 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
+def _round_robin(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each callable, timed in turns (one of each per round), so that load from
+    other jobs, which changes over minutes, weighs on all of them alike."""
+    times: dict[str, list[float]] = {key: [] for key in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        _sync()  # device work is queued: time it done
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            _sync()  # device work is queued: time it done
+            times[key].append(time.perf_counter() - t0)
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def main() -> None:
@@ -52,6 +59,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--compare-autograd", action="store_true",
+                    help="also time the products built on torch's own higher derivatives, in the same rounds")
     ap.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda); vectors stay on the host")
     args = ap.parse_args()
     if args.threads:
@@ -73,12 +82,29 @@ def main() -> None:
         op = build_hvp_operator(backbone, fset, weights)
         return op(torch.ones(op.dim, dtype=torch.float64))
 
-    gradient()  # warm-up (allocator, lazy init)
-    t_grad, _ = _timed(gradient, args.repeats)
-    t_fresh, _ = _timed(fresh_hvp, args.repeats)
+    def autograd_only():  # torch's own higher derivatives (the code before backbones/higher_order.py)
+        backbone.higher_derivatives = contextlib.nullcontext
+        try:
+            return build_hvp_operator(backbone, fset, weights)
+        finally:
+            del backbone.higher_derivatives
+
+    def fresh_hvp_autograd():
+        op = autograd_only()
+        return op(torch.ones(op.dim, dtype=torch.float64))
+
     op = build_hvp_operator(backbone, fset, weights)
     v = torch.randn(op.dim, dtype=torch.float64)
-    t_cached, _ = _timed(lambda: op(v), args.repeats)
+    gradient()  # warm-up (allocator, lazy init)
+    fns = {"grad": gradient, "fresh": fresh_hvp, "cached": lambda: op(v)}
+    if args.compare_autograd:
+        op_autograd = autograd_only()
+        gap = float((op(v) - op_autograd(v)).norm() / op(v).norm())
+        fns.update({"fresh_autograd": fresh_hvp_autograd, "cached_autograd": lambda: op_autograd(v)})
+    t = _round_robin(fns, args.repeats)
+    fns.clear()
+    op_autograd = None  # frees the second kept graph before Lanczos
+    t_grad, t_fresh, t_cached = t["grad"], t["fresh"], t["cached"]
     n_iter = 2 * args.k + 10
     t0 = time.perf_counter()
     res = lanczos(op, op.dim, k=args.k, n_iter=n_iter, seed=0, progress=False)
@@ -90,6 +116,11 @@ def main() -> None:
     print(f"one gradient            : {t_grad:8.3f} s")
     print(f"one HVP (fresh)         : {t_fresh:8.3f} s   ratio HVP/gradient = {t_fresh / t_grad:.2f}  (target <= 3.0)")
     print(f"one HVP (cached graph)  : {t_cached:8.3f} s   ratio HVP/gradient = {t_cached / t_grad:.2f}")
+    if args.compare_autograd:
+        print(f"with torch's own higher derivatives: fresh {t['fresh_autograd']:.3f} s = "
+              f"{t['fresh_autograd'] / t_grad:.2f}, cached {t['cached_autograd']:.3f} s = "
+              f"{t['cached_autograd'] / t_grad:.2f} (its products differ by {gap:.1e}, relative: torch's layer "
+              f"norm is wrong at the third order)")
     print(f"Lanczos k={args.k} ({res.n_iter} steps, full reorthogonalisation): {t_lanczos:.1f} s "
           f"= {t_lanczos / res.n_iter:.3f} s/step")
     print(f"lambda_max = {top[0]:.6g} +- {err[0]:.2g}; converged top eigenvalues: "

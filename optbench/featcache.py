@@ -11,7 +11,12 @@ graphs of a whole list of frames in one file, `<root>/graphs/<key[:2]>/<key>.pt`
   (`os.replace`), so readers never see a partial file and concurrent writers of one key leave
   one complete entry (the last rename wins; both wrote the same graphs);
 - an entry that cannot be read (a foreign or damaged file) is a miss, and is rewritten;
-- a backbone whose graph settings are unknown here (one registered by a user) is never cached.
+- a backbone whose graph settings are unknown here (one registered by a user) is never cached;
+- graphs of one plain class are stored one tensor per attribute (`_pack`): loading 1000 CHGNet
+  graphs then takes milliseconds instead of half a second.
+
+The frames parsed from an extxyz file are kept too (`cached_read`, `<root>/frames/...pkl`, keyed
+by the file's bytes and the reading settings), so that a warm evaluation imports no extxyz parser.
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ import contextvars
 import hashlib
 import json
 import os
+import pickle
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = 1  # bump when what an entry holds changes
 ENV = "OPTBENCH_CACHE"
@@ -54,7 +63,7 @@ def cache_in(folder: Path):
         os.environ.pop(ENV, None)
 
 
-def _version(module: str) -> str:
+def package_version(module: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -68,14 +77,14 @@ def graph_settings(backbone) -> dict | None:
     name = getattr(backbone, "name", None)
     if name == "chgnet":
         conv = backbone.model.graph_converter
-        return {"backbone": name, "version": _version("chgnet"), "atom_cutoff": float(conv.atom_graph_cutoff),
+        return {"backbone": name, "version": package_version("chgnet"), "atom_cutoff": float(conv.atom_graph_cutoff),
                 "bond_cutoff": float(conv.bond_graph_cutoff), "algorithm": str(getattr(conv, "algorithm", "")),
                 "box_cutoff": float(backbone.cutoff)}
     if name == "sevennet":
-        return {"backbone": name, "version": _version("sevenn"), "cutoff": float(backbone.cutoff),
+        return {"backbone": name, "version": package_version("sevenn"), "cutoff": float(backbone.cutoff),
                 "modal": backbone.modal}
     if name == "mace":
-        return {"backbone": name, "version": _version("mace-torch"), "r_max": float(backbone.r_max),
+        return {"backbone": name, "version": package_version("mace-torch"), "r_max": float(backbone.r_max),
                 "zs": [int(z) for z in backbone.z_table.zs], "heads": list(backbone.heads), "head": backbone.head,
                 "dtype": str(backbone.dtype)}
     return None
@@ -94,21 +103,28 @@ def content_key(frames: Sequence, settings: dict) -> str:
 
 
 def entry_path(key: str, root: Path, kind: str = "graphs") -> Path:
-    return root / kind / key[:2] / f"{key}.pt"
+    return root / kind / key[:2] / f"{key}.{'pkl' if kind == 'frames' else 'pt'}"
 
 
-def _load(path: Path, n: int, device, what: str = "graphs"):
-    """The `what` of an entry, or None when it is missing or not a complete entry of n structures."""
+def _load(path: Path, n: int | None, device, what: str = "graphs"):
+    """The `what` of an entry, or None when it is missing or not a complete entry of n structures
+    (n None: any number but none)."""
     if not path.is_file():
         return None
     try:
-        data = torch.load(path, map_location=device, weights_only=False)
+        if what == "frames":  # plain objects: pickle, without importing torch
+            with open(path, "rb") as fh:
+                data = pickle.load(fh)
+        else:
+            import torch
+
+            data = torch.load(path, map_location=device, weights_only=False)
     except Exception:  # a damaged or foreign file is a miss
         return None
-    value = data.get(what) if isinstance(data, dict) else None
+    value = _unpack(data.get(what)) if isinstance(data, dict) else None
     if what == "predictions":
         return value if isinstance(value, dict) and len(value.get("energy", ())) == n else None
-    return value if isinstance(value, list) and len(value) == n else None
+    return value if isinstance(value, list) and (len(value) == n if n is not None else len(value) > 0) else None
 
 
 def _store(path: Path, value, what: str = "graphs") -> None:
@@ -117,13 +133,52 @@ def _store(path: Path, value, what: str = "graphs") -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, what: value}, fh)
+            if what == "frames":
+                pickle.dump({"format": FORMAT, what: value}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
+                import torch
+
+                torch.save({"format": FORMAT, what: _pack(value) if what == "graphs" else value}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _pack(objs: list):
+    """Objects of one plain class (pickled through their __dict__) with their tensors kept as one
+    tensor per attribute: torch.load pays ~0.5 ms per stored tensor, 0.5 s for 1000 CHGNet graphs.
+    Any other list is stored as it is."""
+    import torch
+
+    cls = type(objs[0]) if objs else None
+    plain = cls is not None and not hasattr(cls, "__setstate__") and cls.__reduce_ex__ is object.__reduce_ex__ \
+        and cls.__reduce__ is object.__reduce__ and cls.__getstate__ is object.__getstate__
+    if not plain or any(type(o) is not cls or vars(o).keys() != vars(objs[0]).keys() for o in objs):
+        return objs
+    columns = {}
+    for key in vars(objs[0]):
+        vals = [vars(o)[key] for o in objs]
+        same = all(torch.is_tensor(v) and v.dim() > 0 and not v.requires_grad for v in vals) and \
+            len({(v.dtype, v.device, v.shape[1:]) for v in vals}) == 1
+        columns[key] = (torch.cat(vals), [len(v) for v in vals]) if same else (None, vals)
+    return {"packed": cls, "columns": columns}
+
+
+def _unpack(value):
+    if not (isinstance(value, dict) and "packed" in value):
+        return value
+    cls, columns = value["packed"], value["columns"]
+    cols = {key: list(t.split(sizes)) if t is not None else sizes for key, (t, sizes) in columns.items()}
+    n = len(next(iter(cols.values()))) if cols else 0
+    out = []
+    for i in range(n):
+        obj = cls.__new__(cls)
+        obj.__dict__.update({key: col[i] for key, col in cols.items()})
+        out.append(obj)
+    return out
 
 
 def featurize_frames(frames: Sequence, backbone) -> list:
@@ -163,6 +218,8 @@ def remember_predictions():
 
 def weights_key(model: torch.nn.Module) -> str:
     """sha256 (hex) of a model's state dict: names, dtypes, shapes and values."""
+    import torch
+
     h = hashlib.sha256()
     for name, value in model.state_dict().items():
         t = value.detach().cpu().contiguous()
@@ -177,6 +234,8 @@ def cached_predictions(backbone, fset, batch_size: int, compute) -> dict:
     The key holds the structures and graph settings, the weights, the batch size, whether stress
     is predicted, the device and the thread count: everything the numbers depend on on CPU.
     """
+    import torch
+
     root, settings = cache_root(), graph_settings(backbone)
     if not _REMEMBER.get() or root is None or settings is None or not len(fset):
         return compute(backbone, fset, batch_size)
@@ -189,3 +248,26 @@ def cached_predictions(backbone, fset, batch_size: int, compute) -> dict:
         with contextlib.suppress(OSError):  # the cache is an optimisation; the numbers are in hand
             _store(path, pred, "predictions")
     return pred
+
+
+# ---------------------------------------------------------------- parsed files
+def cached_read(path: Path, settings: dict, read: Callable[[], list]) -> list:
+    """`read()`, the frames parsed and checked from the file at `path`, from the cache when an entry
+    of the same file content (its bytes, labels and all) read with the same `settings` exists.
+
+    Parsing extxyz needs ase.io, which imports scipy: with the graphs cached too, a warm
+    evaluation or trial imports neither. Only a read that succeeded is stored."""
+    root = cache_root()
+    if root is None:
+        return read()
+    h = hashlib.sha256(json.dumps({"format": FORMAT, **settings}, sort_keys=True, default=str).encode())
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    entry = entry_path(h.hexdigest(), root, "frames")
+    frames = _load(entry, None, "cpu", "frames")
+    if frames is None:
+        frames = read()
+        with contextlib.suppress(OSError):  # the cache is an optimisation; the frames are in hand
+            _store(entry, frames, "frames")
+    return frames

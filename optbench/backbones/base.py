@@ -6,6 +6,7 @@ Units everywhere: energy eV (total per structure), forces eV/Å, stress eV/Å^3 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -69,6 +70,12 @@ class Backbone(ABC):
         them can be differentiated with respect to the parameters, in train or eval mode alike;
         False is for inference (calculators, evaluation) and skips that cost.
         """
+
+    def higher_derivatives(self):
+        """Context in which `predict` builds graphs that will be differentiated three times (the
+        curvature of a force loss). Adapters may switch to closed-form higher derivatives there
+        (the same derivatives in fewer ops); the default changes nothing."""
+        return contextlib.nullcontext()
 
     def supported_numbers(self) -> set[int]:
         """Atomic numbers the backbone can handle."""

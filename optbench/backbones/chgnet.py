@@ -37,14 +37,15 @@ class CHGNetBackbone(Backbone):
 
     def __init__(self, model, device: str = "cpu", source: str = "chgnet"):
         super().__init__(model, device, source)
-        from pymatgen.io.ase import AseAtomsAdaptor
-
-        self._adaptor = AseAtomsAdaptor()
         self.cutoff = float(model.graph_converter.atom_graph_cutoff)
         self.fast = chgnet_fast.supports(model)  # exact rewrite of CHGNet.forward, see chgnet_fast
 
     def featurize(self, atoms: Atoms):
-        structure = self._adaptor.get_structure(self.as_periodic(atoms, self.cutoff))
+        # imported here: pymatgen.io.ase loads ase.io and scipy (~0.5 s), which a run whose graphs
+        # come from the cache never needs
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        structure = AseAtomsAdaptor.get_structure(self.as_periodic(atoms, self.cutoff))
         graph = self.model.graph_converter(structure, graph_id=None)
         return graph.to(self.device)
 
@@ -57,6 +58,12 @@ class CHGNetBackbone(Backbone):
         forces = torch.cat(out["f"], dim=0)
         s = torch.stack(out["s"]) / GPA_PER_EV_A3 if stress else None
         return Prediction(energy=energy, forces=forces, stress=s, n_atoms=n_atoms)
+
+    def higher_derivatives(self):
+        """SiLU, sigmoid and layer norm with closed-form third derivatives (`higher_order`): a
+        Hessian-vector product of a force loss in fewer ops, and exact where torch's layer norm is
+        not (its third derivative treats the saved mean and 1/std as constants, pytorch#175754)."""
+        return chgnet_fast.higher_order.enabled() if self.fast else contextlib.nullcontext()
 
     def supported_numbers(self) -> set[int]:
         return set(range(1, self.model.composition_model.max_num_elements + 1))
@@ -82,7 +89,12 @@ class CHGNetBackbone(Backbone):
 
 def load(rest: str, device: str = "cpu") -> CHGNetBackbone:
     """`rest` is '' (latest pretrained), a pretrained version name, or a model file."""
-    from chgnet.model import CHGNet
+    from optbench.lazy_packages import defer_init
+
+    # chgnet.model's and chgnet.utils' __init__ import MD, pymatgen's EOS (matplotlib) and VASP
+    # parsers (scipy.signal): 1.5-2 s of every process that loads CHGNet, for names we do not use
+    defer_init("chgnet.model", "chgnet.utils")
+    from chgnet.model.model import CHGNet
 
     quiet = contextlib.redirect_stdout(io.StringIO())  # CHGNet prints its parameter count
     if rest in ("", *_PRETRAINED):

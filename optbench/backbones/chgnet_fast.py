@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from optbench.backbones import higher_order
 from optbench.backbones.base import Prediction
 
 
@@ -137,25 +138,41 @@ def _gated(gmlp: nn.Module, pieces: list[tuple[Tensor, Tensor | None]]) -> Tenso
     groups: dict[int, list[int]] = {}
     for k, (src, _) in enumerate(pieces):
         groups.setdefault(id(src), []).append(k)
-    h = None
+    h, owned = None, False  # owned: h is a tensor made here that nothing else holds (add in place)
     for ks in groups.values():
         src = pieces[ks[0]][0]
         projs = (src @ torch.cat([columns[k] for k in ks], 0).T).split(weight.shape[0], dim=1)
         for k, proj in zip(ks, projs, strict=True):
             idx = pieces[k][1]
             proj = proj if idx is None else proj.index_select(0, idx)
-            h = proj if h is None else h + proj
+            if h is None:
+                h, owned = proj, idx is not None
+            else:
+                h, owned = (h.add_(proj) if owned else h + proj), True
     if core_lin.bias is not None:
-        h = h + torch.cat([core_lin.bias, gate_lin.bias])
+        bias = torch.cat([core_lin.bias, gate_lin.bias])
+        h = h.add_(bias) if owned else h + bias
     hidden = core_lin.out_features
-    core, gate = h[:, :hidden], h[:, hidden:]
+    core, gate = h.split(hidden, dim=1)  # backward: one cat (slices: two zero fills and an add)
     for m in core_rest:
-        core = m(core)
+        core = _layer(m, core)
     for m in gate_rest:
-        gate = m(gate)
+        gate = _layer(m, gate)
     if gmlp.norm is not None:
-        core, gate = gmlp.bn1(core), gmlp.bn2(gate)
-    return gmlp.activation(core) * gmlp.sigmoid(gate)
+        core, gate = _layer(gmlp.bn1, core), _layer(gmlp.bn2, gate)
+    return _layer(gmlp.activation, core) * _layer(gmlp.sigmoid, gate)
+
+
+def _layer(m: nn.Module, x: Tensor) -> Tensor:
+    """m(x); inside `higher_order.enabled()`, SiLU, sigmoid and layer norm with closed-form higher derivatives."""
+    if higher_order.active():
+        if type(m) is nn.SiLU:
+            return higher_order.silu(x)
+        if type(m) is nn.Sigmoid:
+            return higher_order.sigmoid(x)
+        if type(m) is nn.LayerNorm and len(m.normalized_shape) == 1:
+            return higher_order.layer_norm(x, m)
+    return m(x)
 
 
 def _sum_into(rows: Tensor, owners: Tensor, n: int) -> Tensor:
@@ -171,7 +188,7 @@ def _atom_conv(layer, atom_feas, bond_feas, bond_weights, g: _Batch) -> Tensor:
         new = layer.mlp_out(new)
     if layer.resnet:
         new = new + atom_feas
-    return new if layer.atom_norm is None else layer.atom_norm(new)
+    return new if layer.atom_norm is None else _layer(layer.atom_norm, new)
 
 
 def _angle_pieces(atom_feas, bond_feas, angle_feas, bg: Tensor):
@@ -187,14 +204,14 @@ def _bond_conv(layer, atom_feas, bond_feas, bond_weights, angle_feas, g: _Batch)
         new = layer.mlp_out(new)
     if layer.resnet:
         new = new + bond_feas
-    return new if layer.bond_norm is None else layer.bond_norm(new)
+    return new if layer.bond_norm is None else _layer(layer.bond_norm, new)
 
 
 def _angle_update(layer, atom_feas, bond_feas, angle_feas, g: _Batch) -> Tensor:
     new = _gated(layer.twoBody_bond, _angle_pieces(atom_feas, bond_feas, angle_feas, g.bond_graph))
     if layer.resnet:
         new = new + angle_feas
-    return new if layer.angle_norm is None else layer.angle_norm(new)
+    return new if layer.angle_norm is None else _layer(layer.angle_norm, new)
 
 
 def _composition_energy(comp_model: nn.Module, graphs: Sequence, g: _Batch) -> Tensor:
@@ -252,8 +269,11 @@ def predict(model, graphs: Sequence, *, stress: bool = False, create_graph: bool
                 angle_feas = _angle_update(angle_layer, atom_feas, bond_feas, angle_feas, g)
     atom_feas = _atom_conv(model.atom_conv_layers[-1], atom_feas, bond_feas, weights_ag, g)
     if model.readout_norm is not None:
-        atom_feas = model.readout_norm(atom_feas)
-    site = model.mlp(atom_feas)
+        atom_feas = _layer(model.readout_norm, atom_feas)
+    site = atom_feas
+    readout = getattr(model.mlp, "layers", model.mlp)
+    for m in readout if isinstance(readout, nn.Sequential) else [readout]:
+        site = _layer(m, site)
     # total eV: GraphPooling's sum (`aggregate`) without its bincount, which waits for the device
     energy = _sum_into(site, g.owner, len(g.n_atoms)).view(-1)
     if model.composition_model is not None:

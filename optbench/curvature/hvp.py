@@ -8,6 +8,7 @@ Units of H: loss units per (parameter unit)^2.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,11 +85,13 @@ class HessianOperator:
         named = list(names_params) if names_params is not None else list(backbone.named_parameters())
         all_params = [p for _, p in named]
         self.n_matvec = 0
-        if gauss_newton:
-            grads = self._setup_gn(batch, weights, all_params)
-        else:
-            self.loss, self.parts = compute_loss(backbone, batch, weights)
-            grads = torch.autograd.grad(self.loss, all_params, create_graph=True, allow_unused=True)
+        # the graphs built here are differentiated once more by every product
+        with getattr(backbone, "higher_derivatives", contextlib.nullcontext)():
+            if gauss_newton:
+                grads = self._setup_gn(batch, weights, all_params)
+            else:
+                self.loss, self.parts = compute_loss(backbone, batch, weights)
+                grads = torch.autograd.grad(self.loss, all_params, create_graph=True, allow_unused=True)
         keep = [i for i, g in enumerate(grads) if g is not None]
         self.space = ParamSpace([all_params[i] for i in keep], keep, [named[i][0] for i in keep])
         self.unused = [named[i][0] for i in range(len(named)) if grads[i] is None]

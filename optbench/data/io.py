@@ -75,9 +75,21 @@ def read_frames(
     require_energy: bool = True,
     index: str | slice = ":",
 ) -> list[Frame]:
-    """Read every frame of an extxyz file and validate its labels."""
+    """Read every frame of an extxyz file and validate its labels (once per file content: the
+    frames are cached, see `optbench.featcache.cached_read`)."""
+    from dataclasses import asdict, fields
+
+    from optbench.featcache import cached_read, package_version
+
     keys = keys or LabelKeys()
     path = Path(path)
+    _check_file(path)
+    settings = {"what": "extxyz frames", "keys": asdict(keys), "require_energy": require_energy,
+                "index": str(index), "frame": [f.name for f in fields(Frame)], "ase": package_version("ase")}
+    return cached_read(path, settings, lambda: _parse(path, keys, require_energy, index))
+
+
+def _parse(path: Path, keys: LabelKeys, require_energy: bool, index) -> list[Frame]:
     images = _read_images(path, index)
     frames = []
     for i, atoms in enumerate(images):
@@ -95,16 +107,19 @@ def read_frames(
     return frames
 
 
-def _read_images(path: Path, index) -> list[Atoms]:
-    """The structures of an extxyz file; InputError for a missing, empty or unreadable file."""
-    from ase.io import read
-
+def _check_file(path: Path) -> None:
     if path.is_dir():
         raise InputError("is a directory; expected an extxyz file", file=path)
     if not path.is_file():
         raise InputError("file not found", file=path)
     if path.stat().st_size == 0:
         raise InputError("file is empty", file=path)
+
+
+def _read_images(path: Path, index) -> list[Atoms]:
+    """The structures of an extxyz file; InputError for a missing, empty or unreadable file."""
+    from ase.io import read
+
     try:
         images = read(path, index=index, format="extxyz")
     except Exception as err:  # ASE raises many types on malformed files

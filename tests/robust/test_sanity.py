@@ -49,3 +49,17 @@ def test_partly_labelled_set_is_masked_and_counted_once(ws, tmp_path, capsys):
     result = json.loads((out / "results.json").read_text())
     assert result["label_coverage"] == {"train": {"forces": {"key": "forces", "missing": 1, "of": 4}}}
     assert np.isfinite(result["metrics"]["final"]["train"]["forces_mae"])
+
+
+def test_open_structures_all_pairs_and_kd_tree_find_the_same_close_pairs(monkeypatch):
+    """Small molecules are checked over every pair, larger ones with a k-d tree: same pairs."""
+    from ase import Atoms
+
+    from optbench import sanity
+
+    rng = np.random.default_rng(0)
+    atoms = Atoms("C" * 120, positions=rng.uniform(0, 6.0, (120, 3)))  # dense: many pairs below 0.3 Å
+    small = {tuple(p) for p in np.stack(sanity._close_pairs(atoms)[:2], 1)}
+    monkeypatch.setattr(sanity, "ALL_PAIRS_MAX_ATOMS", 0)
+    tree = {tuple(p) for p in np.stack(sanity._close_pairs(atoms)[:2], 1)}
+    assert small == tree and len(small) > 0
