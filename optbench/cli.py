@@ -177,11 +177,12 @@ def _cmd_curvature(args) -> int:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run a study (the built-in quick study when no file is given)")
     p.add_argument("study", nargs="?", help="study YAML")
-    p.add_argument("--preset", choices=["quick", "paper"], help="a built-in study instead of a file")
+    p.add_argument("--preset", choices=["quick", "paper-cpu", "paper"], help="a built-in study instead of a file (sizes: optbench.study.presets)")
     p.add_argument("--executor", choices=["local", "process", "ray"], default="local", help="where trials run")
     p.add_argument("--workers", type=int, default=1, help="trials at a time (process and local Ray); with the process executor, analyses too")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     p.add_argument("--out", help="study folder (default runs/<study name>)")
+    p.add_argument("--dry-run", action="store_true", help="check the study, print its trials and estimated wall time; write nothing")
     p.set_defaults(func=_cmd_run)
 
 
@@ -191,6 +192,11 @@ def _cmd_run(args) -> int:
     if args.study and args.preset:
         raise InputError("give a study file or --preset, not both", field="preset")
     study = load_study(args.study, args.preset)
+    if args.dry_run:
+        from optbench.study.dryrun import dry_run
+
+        print(dry_run(study, executor=args.executor, workers=args.workers))
+        return 0
     out = Path(args.out or Path("runs") / study.name)
     run_study(study, out, executor=args.executor, workers=args.workers, address=args.address)
     from optbench.layout import StudyDir
@@ -200,10 +206,14 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _add_report(sub) -> None:
+def _add_report(sub) -> None:  # and `export`
     p = sub.add_parser("report", help="rebuild a study's report from its stored results")
     p.add_argument("folder", help="study folder (holds study.json)")
     p.set_defaults(func=_cmd_report)
+    e = sub.add_parser("export", help="copy a study's report and the records behind it, no weights, for publication")
+    e.add_argument("folder", help="study folder")
+    e.add_argument("dest", help="new folder (run.json: commands, commit, versions, wall time); `optbench report DEST` rebuilds")
+    e.set_defaults(func=_cmd_export)
 
 
 def _cmd_report(args) -> int:
@@ -215,6 +225,13 @@ def _cmd_report(args) -> int:
         raise InputError(f"not a study folder (no {folder.INDEX})", file=args.folder)
     paths = build_report(args.folder)
     print(f"report: {paths['html']}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from optbench.report.export import export_study
+
+    print(f"{export_study(args.folder, args.dest)['exported']['files']} files -> {args.dest}")
     return 0
 
 
