@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from optbench.cli_args import kv as _kv
+from optbench.cli_args import named_keys as _named_keys
 from optbench.cli_args import positive_int, property_name
 from optbench.errors import InputError, exit_code
 
@@ -42,11 +43,6 @@ def _cmd_finetune(args) -> int:
         log.info(format_table(result["metrics"]))
         log.info(f"status: {result['status']}  steps: {result['steps']}  wall time: {result['wall_time_s']:.1f} s  -> {config.out}")
     return 0
-
-
-def _named_keys(args) -> set[str]:
-    """Label kinds whose key the user named on the command line (they must exist in the data)."""
-    return {k for k in ("energy", "forces", "stress", "virial") if getattr(args, f"{k}_key", None) is not None}
 
 
 def _add_evaluate(sub) -> None:
@@ -183,11 +179,12 @@ def _cmd_curvature(args) -> int:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run a study (the built-in quick study when no file is given)")
     p.add_argument("study", nargs="?", help="study YAML")
-    p.add_argument("--preset", help="a built-in study instead of a file: quick (the default), paper or strategies")
+    p.add_argument("--preset", help="a built-in study instead of a file: quick (default), paper-cpu, paper, strategies")
     p.add_argument("--executor", choices=["local", "process", "ray"], default="local", help="where trials run")
     p.add_argument("--workers", type=int, default=1, help="trials at a time (process and local Ray); with the process executor, analyses too")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     p.add_argument("--out", help="study folder (default runs/<study name>)")
+    p.add_argument("--dry-run", action="store_true", help="check the study, print its trials and estimated wall time; write nothing")
     p.set_defaults(func=_cmd_run)
 
 
@@ -197,6 +194,11 @@ def _cmd_run(args) -> int:
     if args.study and args.preset:
         raise InputError("give a study file or --preset, not both", field="preset")
     study = load_study(args.study, args.preset)
+    if args.dry_run:
+        from optbench.study.dryrun import dry_run
+
+        print(dry_run(study, executor=args.executor, workers=args.workers))
+        return 0
     out = Path(args.out or Path("runs") / study.name)
     run_study(study, out, executor=args.executor, workers=args.workers, address=args.address)
     from optbench.layout import StudyDir
@@ -206,10 +208,14 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _add_report(sub) -> None:
+def _add_report(sub) -> None:  # and `export`
     p = sub.add_parser("report", help="rebuild a study's report from its stored results")
     p.add_argument("folder", help="study folder (holds study.json)")
     p.set_defaults(func=_cmd_report)
+    e = sub.add_parser("export", help="copy a study's report and the records behind it, no weights, for publication")
+    e.add_argument("folder", help="study folder")
+    e.add_argument("dest", help="new folder (run.json: commands, commit, versions, wall time); `optbench report DEST` rebuilds")
+    e.set_defaults(func=_cmd_export)
 
 
 def _cmd_report(args) -> int:
@@ -221,6 +227,12 @@ def _cmd_report(args) -> int:
         raise InputError(f"not a study folder (no {folder.INDEX})", file=args.folder)
     paths = build_report(args.folder)
     print(f"report: {paths['html']}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from optbench.report.export import export_study
+    print(f"{export_study(args.folder, args.dest)['exported']['files']} files -> {args.dest}")
     return 0
 
 

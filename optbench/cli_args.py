@@ -182,3 +182,8 @@ def finetune_overrides(args: argparse.Namespace) -> dict:
 
         out["recipe"] = {k: yaml.safe_load(v) for k, v in out["recipe"]}  # numbers, true/false, null as in YAML
     return out
+
+
+def named_keys(args) -> set[str]:
+    """Label kinds whose key the user named on the command line (they must exist in the data)."""
+    return {k for k in ("energy", "forces", "stress", "virial") if getattr(args, f"{k}_key", None) is not None}

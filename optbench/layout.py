@@ -9,8 +9,8 @@
       results.json   the finished run     lr_range/<dataset>/<backbone>/<optimizer>.json, lr_range/grids.json
       crash.json     a study trial that   cache/, results.csv, report.md, report.html, figures/
                      raised               (<key>: a trial's config hash, or pretrained-<backbone>)
-      error.txt      its full traceback
-      log.txt        every log line
+      error.txt      its full traceback   (a property's <key> may also be <config hash>@final: the trial's
+      log.txt        every log line        weights before the L-BFGS refinement)
 
 Everything else reads and writes these folders through `RunDir` and `StudyDir`.
 """
@@ -285,6 +285,11 @@ class StudyDir(_Folder):
     @property
     def figures_dir(self) -> Path:
         return self.path / self.FIGURES
+
+
+def checkpoint_key(key: str, checkpoint: str) -> str:
+    """The analysis key of a trial's model at a checkpoint other than the delivered one: <key>@final."""
+    return f"{key}@{checkpoint}"
 
 
 def pretrained_key(backbone: str) -> str:

@@ -40,7 +40,8 @@ def set_command(argv: list[str]) -> None:
     _command = list(argv)
 
 
-def _command_line() -> str | None:
+def command_line() -> str | None:
+    """The command line this process records (the CLI's argv, else sys.argv), shell-quoted."""
     argv = _command if _command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else None
     return shlex.join(argv) if argv else None
 
@@ -97,8 +98,37 @@ def provenance(device: str = "cpu", backbones: Iterable[str] = (), threads: int 
         "device": {"requested": device, "name": _device_name(device)},
         "threads": {"torch": threads or torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "platform": platform.platform(),
-        "command": _command_line(),
+        "command": command_line(),
     }
+
+
+# what a published study records the versions of (distribution names; python is the interpreter's)
+PUBLISHED_PACKAGES = ("optbench", "torch", "chgnet", "sevenn", "mace-torch", "ase", "phonopy", "pymatgen", "numpy",
+                      "scipy", "pytorch-optimizer", "schedulefree")
+
+
+def package_versions(names: Iterable[str] = PUBLISHED_PACKAGES) -> dict[str, str | None]:
+    """Installed version of each distribution (None when not installed), and Python's."""
+    return {"python": platform.python_version(), **{name: _version(name) for name in names}}
+
+
+def git_commit(where: str | Path | None = None) -> dict | None:
+    """{"commit", "dirty"} of the git checkout holding `where` (default: optbench's own source), or None
+    when it is not in a git checkout or git is missing."""
+    import subprocess
+
+    folder = Path(where) if where is not None else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
 
 
 def summary(prov: dict) -> str:

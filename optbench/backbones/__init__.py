@@ -74,8 +74,11 @@ def _split(spec: str) -> tuple[str, str]:
 
 
 def load_backbone(spec: str | Path, device: str = "cpu") -> Backbone:
-    """Load a pretrained or fine-tuned backbone from its spec string or a model/run folder."""
+    """Load a pretrained or fine-tuned backbone from its spec string, a model/run folder, or a checkpoint
+    of a run (RUN_DIR/checkpoints/<tag>.pt)."""
     path = Path(spec)
+    if path.is_file() and path.suffix == ".pt" and path.parent.name == "checkpoints":
+        return _from_checkpoint(path, device)
     if path.is_dir():
         from optbench.layout import model_folder
 
@@ -86,6 +89,21 @@ def load_backbone(spec: str | Path, device: str = "cpu") -> Backbone:
         return _load(meta["backbone"], str(model_dir / meta["file"]), device, spec)
     head, rest = _split(str(spec))
     return _load(head, rest, device, spec)
+
+
+def _from_checkpoint(path: Path, device: str) -> Backbone:
+    """RUN_DIR/checkpoints/<tag>.pt: the run's saved model with the weights of that checkpoint (e.g. `final`,
+    before the L-BFGS refinement whose weights RUN_DIR/model holds)."""
+    import torch
+
+    backbone = load_backbone(path.parent.parent, device)
+    try:
+        backbone.model.load_state_dict(torch.load(path, map_location=device, weights_only=False)["model_state"])
+    except Exception as err:  # torch raises many types on a corrupt file or weights of another model
+        first = " ".join(str(err).split())[:200]
+        raise InputError(f"not a checkpoint of this run's model ({type(err).__name__}: {first})", file=path,
+                         field="model") from None
+    return backbone
 
 
 def _load(head: str, rest: str, device: str, spec) -> Backbone:

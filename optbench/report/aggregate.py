@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from optbench.io import read_json
-from optbench.layout import RunDir, StudyDir
+from optbench.layout import RunDir, StudyDir, checkpoint_key
 from optbench.report.labels import FULL_STRATEGY, arm_label, strategy_of
 from optbench.report.stats import holm, mean_ci, paired_test
 
@@ -80,10 +80,11 @@ class StudyData:
         fg = self.study.forgetting_path(plan["trial"])
         if fg.exists():
             row.update(forgetting_columns(read_json(fg)))
-        for prop in self.study.property_files(plan["dataset"], plan["trial"]):
-            err = read_json(prop.path).get("error_vs_reference")
-            if isinstance(err, dict):
-                flatten(f"property.{prop.structure}.{prop.name}", err, row)
+        for prefix, key in (("property", plan["trial"]), ("property_final", checkpoint_key(plan["trial"], "final"))):
+            for prop in self.study.property_files(plan["dataset"], key):  # property_final: before the refinement
+                err = read_json(prop.path).get("error_vs_reference")
+                if isinstance(err, dict):
+                    flatten(f"{prefix}.{prop.structure}.{prop.name}", err, row)
         for checkpoint, path in self.study.curvature_files(plan["trial"]):
             flatten(f"curvature.{checkpoint}", _curvature_summary(read_json(path)), row)
         return row
@@ -133,6 +134,10 @@ class StudyData:
         """The learning rates tried for one optimizer (ascending)."""
         return sorted({r["lr"] for r in self.rows if r["dataset"] == dataset and r["backbone"] == backbone
                        and self.arm(r) == optimizer})
+
+    def by_seed(self, metric_key: str, dataset: str, optimizer: str) -> dict:
+        """(backbone, seed) -> one metric of the completed selected trials of one optimizer."""
+        return self._by_seed(metric_key, dataset, optimizer)
 
     def _by_seed(self, metric_key: str, dataset: str, optimizer: str) -> dict:
         return {(r["backbone"], r["seed"]): r.get(metric_key) for r in self.selected(dataset, optimizer)
@@ -197,7 +202,7 @@ class StudyData:
             target = min(ref_curve)
             hit = next((x for x in self.curve(r["trial"]) if x.get("valid_forces_mae") is not None
                         and x["valid_forces_mae"] <= target), None)
-            out.append({"optimizer": self.arm(r), "seed": r["seed"], "target_meV_A": target,
+            out.append({"optimizer": self.arm(r), "backbone": r["backbone"], "seed": r["seed"], "target_meV_A": target,
                         "steps": hit["step"] if hit else None, "seconds": hit["elapsed_s"] if hit else None})
         return out
 

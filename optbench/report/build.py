@@ -7,6 +7,8 @@ from pathlib import Path
 from optbench.io import read_json, write_text
 from optbench.layout import StudyDir
 from optbench.report.aggregate import StudyData
+from optbench.report.claims import decide_claims
+from optbench.report.claims_text import CLAIMS_MD, claims_markdown, verdict_table
 from optbench.report.recommend import EDGE, never_completed, recommendations
 from optbench.report.tables import UNRESOLVED, property_cell, property_columns, tables, write_csv
 
@@ -34,7 +36,9 @@ def build_report(folder: str | Path) -> dict[str, Path]:
     figures = all_figures(data, fig_dir)
     csv_path = write_csv(data, study.results_csv)
     recs = recommendations(data)
-    tabs = tables(data)
+    decisions = decide_claims(data)
+    tabs = [verdict_table(decisions), *tables(data)]
+    claims_path = write_text(study.path / CLAIMS_MD, claims_markdown(data, decisions))
     n_done = sum(r["status"] == "completed" for r in data.rows)
     crashed = [r for r in data.rows if r["status"] == "crashed"]
     head = (f"# optbench study: {data.index.get('name', 'study')}\n\n{len(data.rows)} trials "
@@ -53,7 +57,7 @@ def build_report(folder: str | Path) -> dict[str, Path]:
     md += ["## Figures\n", *[f"![{p.stem}]({fig_dir.name}/{p.name})\n\n*{caption(p)}*\n" for p in figures], ""]
     md_path = write_text(study.report_md, "\n".join(md))
     html_path = write_text(study.report_html, html_page(head, recs, tabs, failures, figures))
-    return {"csv": csv_path, "md": md_path, "html": html_path, "figures": fig_dir}
+    return {"csv": csv_path, "md": md_path, "html": html_path, "figures": fig_dir, "claims": claims_path}
 
 
 def _traceback_note(study, row: dict) -> str:

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from optbench.forgetting import Forgetting
 from optbench.io import read_json, write_json, write_text
-from optbench.layout import RunDir, StudyDir, pretrained_key
+from optbench.layout import RunDir, StudyDir, checkpoint_key, pretrained_key
 from optbench.study.config import StudyConfig
 from optbench.study.trials import ResolvedDataset, Trial
 
@@ -47,9 +47,10 @@ def analysis_jobs(study: StudyConfig, datasets: dict[str, ResolvedDataset], sele
             continue
         model = str(run.path)
         if study.properties and ds.folder is not None:
+            models = property_models(study, t.key, run)
             for struct, props in _property_jobs(ds):
                 for prop in props:
-                    jobs.append(AnalysisJob("property", t.key, model, ds, structure=struct, prop=prop))
+                    jobs += [AnalysisJob("property", key, path, ds, structure=struct, prop=prop) for key, path in models]
                     jobs.append(AnalysisJob("property", pretrained_key(t.backbone), t.backbone, ds, structure=struct, prop=prop))
         if study.curvature is not None and t.seed == study.seeds[0]:
             for ck in study.curvature.checkpoints:
@@ -62,6 +63,17 @@ def analysis_jobs(study: StudyConfig, datasets: dict[str, ResolvedDataset], sele
     for job in jobs:
         unique.setdefault(job.ident(), job)
     return list(unique.values())
+
+
+def property_models(study: StudyConfig, key: str, run: RunDir) -> list[tuple[str, str]]:
+    """(analysis key, model) of each model of a trial whose properties the study computes: the delivered
+    model (RUN_DIR: refined when the study refines) under the trial's key, and, with `properties: [final,
+    ...]` in a refining study, the weights before the refinement (checkpoints/final.pt) under <key>@final."""
+    if study.properties is True:
+        return [(key, str(run.path))]
+    delivered = "refined" if study.refine else "final"
+    return [(key, str(run.path)) if ck == delivered else (checkpoint_key(key, ck), str(run.checkpoint(ck)))
+            for ck in study.properties or []]
 
 
 def run_analyses(study: StudyConfig, out: Path, datasets: dict[str, ResolvedDataset], selected: list[Trial],

@@ -119,7 +119,9 @@ class StudyConfig(BaseModel):
     valid_fraction: float = Field(0.1, gt=0, lt=1)
     refine: bool = True
     refine_steps: int = Field(10, ge=1)
-    properties: bool = True
+    # true: properties of each selected trial's delivered model (refined when refine is on); a list of
+    # checkpoints, e.g. [final, refined]: of each, so the L-BFGS stage's effect on the physics is measured
+    properties: bool | list[Literal["final", "refined"]] = True
     curvature: CurvatureSpec | None = Field(default_factory=CurvatureSpec)
     forgetting: bool = True
     reference_optimizer: str = "adamw"
@@ -162,6 +164,8 @@ class StudyConfig(BaseModel):
             raise ValueError(f"give lrs for every optimizer (or lr_grid: auto), missing for {[n for n, k in sizes.items() if not k]}")
         if len(set(sizes.values())) > 1:
             raise ValueError(f"unequal tuning budget: every optimizer needs the same number of learning rates, got {sizes}")
+        if isinstance(self.properties, list) and "refined" in self.properties and not self.refine:
+            raise ValueError("properties at the 'refined' checkpoint need refine: true")
         if self.max_steps is None and self.max_time_s is None:
             raise ValueError("give a step budget (max_steps) or a wall-time budget (max_time_s)")
         for key, where in (("strategy", "`strategies: [...]` (a study axis)"), ("lr_factors", "`lr_factors:` of the study")):

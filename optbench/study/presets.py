@@ -20,32 +20,34 @@ from optbench.regimes import BUILTIN_REGIMES
 SEVEN = FIRST_ORDER  # the compared optimizers: the built-in entries with a measured LR range
 
 RANGE_TESTS = {name: dict(REGISTRY[name].lr_range) for name in SEVEN}
+QUICK_REGIMES = ("molecular", "crystal")
 
 
-def _measured(name: str) -> dict:
-    """One range-test summary per optimizer: geometric-mean steepest LR, lowest divergence LR."""
-    tests = RANGE_TESTS[name].values()
+def _measured(name: str, regimes=None) -> dict:
+    """One range-test summary per optimizer over `regimes` (default: every regime measured):
+    geometric-mean steepest LR, lowest divergence LR."""
+    tests = [v for k, v in RANGE_TESTS[name].items() if regimes is None or k in regimes]
     steep = math.exp(sum(math.log(s) for s, _ in tests) / len(tests))
     return {"optimizer": name, "lr_steepest": steep, "lr_diverged": min(d for _, d in tests)}
 
 
 def quick_lr(name: str) -> float:
-    """The quick study's one LR: the measured steepest-descent LR, one significant digit."""
+    """The quick study's one LR: the steepest-descent LR measured on its regimes, one significant digit."""
     from optbench.study.lr_range import lr_grid
 
-    return lr_grid(_measured(name), 1)[0]
+    return lr_grid(_measured(name, QUICK_REGIMES), 1)[0]
 
 
-def paper_grid(name: str, n: int = 4) -> list[float]:
-    """The paper study's grid: `n` LRs around the measured steepest-descent LR, below divergence."""
+def paper_grid(name: str, n: int = 4, regimes=None) -> list[float]:
+    """The paper studies' grid: `n` LRs around the measured steepest-descent LR, below divergence."""
     from optbench.study.lr_range import lr_grid
 
-    return lr_grid(_measured(name), n)
+    return lr_grid(_measured(name, regimes), n)
 
 
 _QUICK = {
     "name": "quick",
-    "datasets": [{"name": "molecular", "suite": "molecular"}, {"name": "crystal", "suite": "crystal"}],
+    "datasets": [{"name": r, "suite": r} for r in QUICK_REGIMES],
     "backbones": ["chgnet"],
     "optimizers": {name: {"lrs": [quick_lr(name)]} for name in SEVEN},
     "seeds": [0],

@@ -15,6 +15,7 @@ from optbench.lock import claimed_folder, remove_stale_temporaries
 from optbench.study.analyses import run_analyses
 from optbench.study.config import StudyConfig
 from optbench.study.executors import execute
+from optbench.study.session import Session
 from optbench.study.trials import ResolvedDataset, Trial, expand, resolve_dataset
 from optbench.study.validate import dataset_files, validate_study
 
@@ -108,17 +109,19 @@ def run_study(study: StudyConfig, out: str | Path, executor: str = "local", work
 
 def _run_locked(study, out, datasets, inputs, executor, workers, address, report) -> dict:
     old = StudyDir(out).index_path
-    if old.exists():
-        before = read_json(old)
+    before = read_json(old) if old.exists() else {}
+    if before:
         if before.get("study_hash") not in (None, study.hash()):
             raise InputError("this folder holds a different study; choose another --out", file=out, field="out")
         check_same_inputs(before.get("inputs"), inputs, out, "choose another --out for the new data")
     grids = auto_grids(study, out, datasets) if study.lr_grid == "auto" else None
     trials = expand(study, out, datasets, grids)
     write_yaml(StudyDir(out).config_path, study.model_dump(mode="json"))
+    prov = _provenance(study, trials)
+    session = Session(prov.get("command"), executor, workers)
     index = {"study_hash": study.hash(), "name": study.name, "reference_optimizer": study.reference_optimizer,
              "inputs": inputs,
-             "provenance": _provenance(study, trials),
+             "provenance": prov, "sessions": before.get("sessions", []),
              "trials": [t.row() for t in trials], "selected_lr": {},
              "lr_grids": {"|".join(k): v for k, v in grids.items()} if grids else None, "datasets": {
                  n: {"regime": d.regime, "train": str(d.train), "tests": {k: str(v) for k, v in d.tests.items()},
@@ -126,6 +129,7 @@ def _run_locked(study, out, datasets, inputs, executor, workers, address, report
     write_json(old, index)
     results = execute([t.config for t in trials], executor, workers, study.threads_per_trial, address,
                       gpus_per_trial=study.gpus_per_trial)
+    session.lap("trials")
     chosen = select_lrs(trials, results)
     index["selected_lr"] = {"|".join(k): v for k, v in chosen.items()}
     selected = [t for t in trials if chosen[t.arm] == t.lr]
@@ -133,8 +137,12 @@ def _run_locked(study, out, datasets, inputs, executor, workers, address, report
         row["selected"] = t in selected
     write_json(old, index)
     run_analyses(study, out, datasets, selected, workers=workers if executor == "process" else 1)
+    session.lap("analyses")
     if report:
         from optbench.report import build_report
 
         build_report(out)
+        session.lap("report")
+    index["sessions"] = [*index["sessions"], session.close()]
+    write_json(old, index)
     return {**index, "results": results}

@@ -19,9 +19,9 @@ def _property_points(data: StudyData) -> dict[str, list[tuple[str, float, float]
     labels = {r["trial"]: data.arm(r) for r in data.rows}
     for prop in data.study.property_files():
         err = read_json(prop.path).get("error_vs_reference")
-        if not isinstance(err, dict):
+        if not isinstance(err, dict) or not (prop.pretrained or prop.key in labels):  # <key>@final: not plotted
             continue
-        label = "pretrained" if prop.pretrained else labels.get(prop.key)
+        label = "pretrained" if prop.pretrained else labels[prop.key]
         for name, item in err.items():
             if isinstance(item, dict) and isinstance(item.get("model"), (int, float)) and isinstance(item.get("reference"), (int, float)):
                 pts.setdefault(f"{prop.structure} {prop.name} {name}", []).append((label, item["reference"], item["model"]))
@@ -67,10 +67,16 @@ def property_parity(data: StudyData, out: Path) -> Path | None:
 
 
 def _manifest_reference(data: StudyData, dataset: str, struct: str, prop: str) -> dict:
+    """The dataset manifest's reference value: from the dataset folder, else from an export's copy."""
+    from optbench.report.export import exported_manifest
+
     folder = data.index["datasets"].get(dataset, {}).get("folder")
-    if not folder or not (Path(folder) / "manifest.json").exists():
+    path = Path(folder) / "manifest.json" if folder else None
+    if path is None or not path.is_file():
+        path = exported_manifest(data.study, dataset)
+    if not path.is_file():
         return {}
-    refs = read_json(Path(folder) / "manifest.json").get("reference_properties", {})
+    refs = read_json(path).get("reference_properties", {})
     return refs.get(struct, {}).get(prop, {}) or {}
 
 
@@ -80,7 +86,7 @@ def phonon_bands(data: StudyData, out: Path) -> list[Path]:
     labels = {r["trial"]: data.arm(r) for r in data.rows}
     by_dataset: dict[str, dict] = {}
     for prop in data.study.property_files():
-        if prop.name != "phonons":
+        if prop.name != "phonons" or not (prop.pretrained or prop.key in labels):  # <key>@final: not plotted
             continue
         pts = read_json(prop.path).get("high_symmetry_THz")
         if isinstance(pts, dict):
