@@ -34,16 +34,29 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _round_robin(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each callable, timed in turns (one of each per round), so that load from
-    other jobs, which changes over minutes, weighs on all of them alike."""
-    times: dict[str, list[float]] = {key: [] for key in fns}
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    _sync()  # device work is queued: time it done
+    return time.perf_counter() - t0
+
+
+def _rounds(gradient, builders: dict, v, repeats: int) -> dict[str, float]:
+    """Median seconds of one gradient and, for each operator builder, of a fresh product (build +
+    first product) and a cached one (a second product on the same kept graph), timed in turns, one
+    of each per round: load from other jobs, which changes over minutes, weighs on all alike, and
+    no kept graph outlives its round (a second one in memory slows the next build)."""
+    times: dict[str, list[float]] = {"grad": []}
     for _ in range(repeats):
-        for key, fn in fns.items():
+        times["grad"].append(_timed(gradient))
+        for name, build in builders.items():
             t0 = time.perf_counter()
-            fn()
-            _sync()  # device work is queued: time it done
-            times[key].append(time.perf_counter() - t0)
+            op = build()
+            op(v)
+            _sync()
+            times.setdefault(f"fresh{name}", []).append(time.perf_counter() - t0)
+            times.setdefault(f"cached{name}", []).append(_timed(lambda op=op: op(v)))
+            del op
     return {key: statistics.median(t) for key, t in times.items()}
 
 
@@ -78,10 +91,6 @@ def main() -> None:
         loss, _ = compute_loss(backbone, batch, weights)
         return torch.autograd.grad(loss, params, allow_unused=True)
 
-    def fresh_hvp():
-        op = build_hvp_operator(backbone, fset, weights)
-        return op(torch.ones(op.dim, dtype=torch.float64))
-
     def autograd_only():  # torch's own higher derivatives (the code before backbones/higher_order.py)
         backbone.higher_derivatives = contextlib.nullcontext
         try:
@@ -89,21 +98,18 @@ def main() -> None:
         finally:
             del backbone.higher_derivatives
 
-    def fresh_hvp_autograd():
-        op = autograd_only()
-        return op(torch.ones(op.dim, dtype=torch.float64))
-
-    op = build_hvp_operator(backbone, fset, weights)
-    v = torch.randn(op.dim, dtype=torch.float64)
-    gradient()  # warm-up (allocator, lazy init)
-    fns = {"grad": gradient, "fresh": fresh_hvp, "cached": lambda: op(v)}
+    builders = {"": lambda: build_hvp_operator(backbone, fset, weights)}
     if args.compare_autograd:
-        op_autograd = autograd_only()
-        gap = float((op(v) - op_autograd(v)).norm() / op(v).norm())
-        fns.update({"fresh_autograd": fresh_hvp_autograd, "cached_autograd": lambda: op_autograd(v)})
-    t = _round_robin(fns, args.repeats)
-    fns.clear()
-    op_autograd = None  # frees the second kept graph before Lanczos
+        builders["_autograd"] = autograd_only
+    op = builders[""]()
+    v = torch.randn(op.dim, dtype=torch.float64)
+    if args.compare_autograd:
+        hv = op(v)
+        gap = float((hv - autograd_only()(v)).norm() / hv.norm())
+    del op
+    gradient()  # warm-up (allocator, lazy init)
+    t = _rounds(gradient, builders, v, args.repeats)
+    op = builders[""]()
     t_grad, t_fresh, t_cached = t["grad"], t["fresh"], t["cached"]
     n_iter = 2 * args.k + 10
     t0 = time.perf_counter()
