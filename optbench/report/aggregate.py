@@ -42,6 +42,8 @@ def flatten(prefix: str, obj, out: dict) -> dict:
 class StudyData:
     """Everything the report needs, read from a study folder."""
 
+    by_strategy = False  # True in a study with a strategy axis (set from the rows in __init__)
+
     def __init__(self, folder: str | Path):
         self.study = StudyDir(folder)
         self.folder = self.study.path
