@@ -40,27 +40,26 @@ def property_name(name: str) -> str:
     return name
 
 
-def weights(text: str) -> dict[str, float]:
+def _numbers(text: str, what: str) -> dict[str, float]:
+    """KEY=NUMBER,... -> {key: number}; `what` names the number in the error ('loss weight')."""
     out = {}
     for part in text.split(","):
         key, value = kv(part)
         try:
             out[key] = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"loss weight '{key}' is not a number: '{value}'") from None
+            raise argparse.ArgumentTypeError(f"{what} '{key}' is not a number: '{value}'") from None
     return out
+
+
+def weights(text: str) -> dict[str, float]:
+    """NAME=WEIGHT,... -> {name: weight} (--loss-weights energy=1,forces=10)."""
+    return _numbers(text, "loss weight")
 
 
 def lr_factors(text: str) -> dict[str, float]:
     """GROUP=FACTOR,... -> {group: factor} (--lr-factors embedding=0.1,readout=2)."""
-    out = {}
-    for part in text.split(","):
-        key, value = kv(part)
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"LR factor of '{key}' is not a number: '{value}'") from None
-    return out
+    return _numbers(text, "LR factor of")
 
 
 def _ema(text: str) -> float:

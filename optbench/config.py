@@ -61,6 +61,14 @@ def yaml_problem(err: Exception) -> str:
     return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
 
 
+def positive_factors(value: dict[str, float]) -> dict[str, float]:
+    """Per-group LR factors, each > 0 (a pydantic validator's body: ValueError otherwise)."""
+    bad = {g: f for g, f in value.items() if not f > 0}
+    if bad:
+        raise ValueError(f"LR factors must be > 0, got {bad}")
+    return value
+
+
 _NEW_DEFAULTS = {"strategy": "full", "lr_factors": {}, "replay_file": None, "loss": "mse", "huber_delta": 0.01, "recipe": {}}
 
 
@@ -134,10 +142,7 @@ class FinetuneConfig(BaseModel):
     @field_validator("lr_factors")
     @classmethod
     def _factors(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = {g: f for g, f in value.items() if not f > 0}
-        if bad:
-            raise ValueError(f"LR factors must be > 0, got {bad}")
-        return value
+        return positive_factors(value)
 
     @field_validator("recipe")
     @classmethod

@@ -146,10 +146,9 @@ class StudyConfig(BaseModel):
     @field_validator("lr_factors")
     @classmethod
     def _factors(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = {g: f for g, f in value.items() if not f > 0}
-        if bad:
-            raise ValueError(f"LR factors must be > 0, got {bad}")
-        return value
+        from optbench.config import positive_factors
+
+        return positive_factors(value)
 
     @model_validator(mode="after")
     def _fair(self) -> StudyConfig:

@@ -4,15 +4,8 @@ in place), a small MACE model, and the toy pair potential of the curvature tests
 from __future__ import annotations
 
 import pytest
-import torch
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.backbones.conftest import one_torch_thread  # noqa: F401  (autouse: one intra-op thread)
 
 
 @pytest.fixture(scope="session")
