@@ -63,6 +63,20 @@ def cache_in(folder: Path):
         os.environ.pop(ENV, None)
 
 
+@contextlib.contextmanager
+def cache_off():
+    """No cache read or written for a block (a dry run writes nothing)."""
+    before = os.environ.get(ENV)
+    os.environ[ENV] = "off"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
+
+
 def package_version(module: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -5,9 +5,13 @@ per loss unit, lr included), which applies exactly the bias corrections and eps 
 the library that wrote the state; momentum averages are taken at their steady gain.
 `lr_range`: the LR range test of `optbench.study.lr_range.lr_range_test` (CHGNet 0.3.0, one
 fixed batch of 4 training structures of the built-in suite, LR swept from 1e-6 to 10 over 40
-steps, seed 0; run 2026-11-25), per suite (lr_steepest, lr_diverged); the comment gives the
-smoothed loss of the batch (loss units) start -> minimum. The built-in studies place their
-grids with it (see optbench.study.presets).
+steps, seed 0, the entry's defaults; `bench/lr_ranges.py`), per suite (lr_steepest, lr_diverged),
+two significant digits; the comments give the smoothed loss of the batch (loss units) start ->
+minimum, per suite in the same order. Molecular: run 2026-11-25, rerun 2026-11-26 with the same
+values; crystal: rerun 2026-11-26 on the plane-wave DFT (GPAW PBEsol) set, which replaced the
+GFN1-xTB set of the 2026-11-25 values (its batch loss starts at 0.525, not 0.217, and every
+optimizer blows up at a lower LR: adam/adamw 0.0089 against 0.37); liquid and interface: first run
+2026-11-26. The built-in studies place their grids with it (see optbench.study.presets).
 To add an optimizer: one more entry here, or `register_optimizer(OptimizerSpec(...))` anywhere.
 """
 
@@ -129,16 +133,21 @@ def _diagonal(rule, **kw) -> PreconditionerModel:
 
 for _spec in (
     OptimizerSpec("adam", cls="torch.optim:Adam", preconditioner=_diagonal(_adam),
-                  lr_range={"molecular": (0.0011, 0.11), "crystal": (0.0017, 0.37)}),  # 0.883 -> 0.324, 0.217 -> 0.060
+                  lr_range={"molecular": (0.0011, 0.11), "crystal": (0.0011, 0.0089),  # 0.883 -> 0.324, 0.525 -> 0.136
+                            "liquid": (0.0017, 0.031), "interface": (0.0017, 0.013)}),  # 2.406 -> 0.421, 2.570 -> 0.429
     OptimizerSpec("adamw", cls="torch.optim:AdamW", defaults={"weight_decay": 1e-2}, preconditioner=_diagonal(_adam),
-                  lr_range={"molecular": (0.0011, 0.11), "crystal": (0.0017, 0.37)}),  # 0.883 -> 0.324, 0.217 -> 0.060
+                  lr_range={"molecular": (0.0011, 0.11), "crystal": (0.0011, 0.0089),  # 0.883 -> 0.324, 0.525 -> 0.136
+                            "liquid": (0.0017, 0.031), "interface": (0.0017, 0.013)}),  # 2.406 -> 0.421, 2.570 -> 0.430
     OptimizerSpec("radam", cls="torch.optim:RAdam", preconditioner=_diagonal(_radam),
-                  lr_range={"molecular": (0.013, 1.3), "crystal": (0.013, 4.4)}),  # 0.883 -> 0.336, 0.217 -> 0.065
+                  lr_range={"molecular": (0.013, 1.3), "crystal": (0.0089, 0.24),  # 0.883 -> 0.336, 0.525 -> 0.136
+                            "liquid": (0.02, 0.37), "interface": (0.02, 0.16)}),  # 2.406 -> 0.473, 2.570 -> 0.472
     OptimizerSpec("sgd", cls="torch.optim:SGD", defaults={"momentum": 0.9, "nesterov": True},
                   preconditioner=PreconditionerModel("scalar", _sgd),
-                  lr_range={"molecular": (0.0039, 0.031), "crystal": (0.0011, 0.046)}),  # 0.883 -> 0.334, 0.217 -> 0.128
+                  lr_range={"molecular": (0.0039, 0.031), "crystal": (0.00074, 0.046),  # 0.883 -> 0.334, 0.525 -> 0.184
+                            "liquid": (0.00049, 0.013), "interface": (0.0089, 0.02)}),  # 2.406 -> 1.076, 2.570 -> 1.136
     OptimizerSpec("lamb", cls="pytorch_optimizer:Lamb", preconditioner=_diagonal(_lamb, summary=_trust_ratios),
-                  lr_range={"molecular": (0.0026, 0.11), "crystal": (0.0026, 0.046)}),  # 0.883 -> 0.331, 0.217 -> 0.079
+                  lr_range={"molecular": (0.0026, 0.11), "crystal": (0.0017, 0.0089),  # 0.883 -> 0.331, 0.525 -> 0.126
+                            "liquid": (0.0039, 0.031), "interface": (0.0039, 0.031)}),  # 2.406 -> 0.401, 2.570 -> 0.440
     # pytorch-optimizer's Ranger turns the RAdam warm-up sentinel (rt = -1) into a step of +lr
     # along the momentum, i.e. gradient *ascent* for the first ~5 steps, unless it degenerates to
     # SGD there, as the original RAdam/Ranger do. Gradient centralisation (the library default
@@ -146,11 +155,13 @@ for _spec in (
     # analysis see the same rule (RAdam + Lookahead); curvature refuses a run with use_gc=True.
     OptimizerSpec("ranger", cls="pytorch_optimizer:Ranger", defaults={"degenerated_to_sgd": True, "use_gc": False},
                   preconditioner=_diagonal(_ranger, refuse=_ranger_refuses),
-                  lr_range={"molecular": (0.0089, 0.11), "crystal": (0.031, 0.16)}),  # 0.883 -> 0.382, 0.217 -> 0.073
+                  lr_range={"molecular": (0.0089, 0.11), "crystal": (0.0089, 0.07),  # 0.883 -> 0.382, 0.525 -> 0.142
+                            "liquid": (0.031, 0.16), "interface": (0.031, 0.16)}),  # 2.406 -> 0.550, 2.570 -> 0.586
     # ScheduleFree evaluates and saves its eval weights (the train/eval switch); no LR schedule
     OptimizerSpec("schedulefree", cls="schedulefree:AdamWScheduleFree", defaults={"warmup_steps": 0},
                   eval_switch=True, supports_schedule=False, preconditioner=_diagonal(_schedulefree),
-                  lr_range={"molecular": (0.0017, 0.02), "crystal": (0.0026, 0.046)}),  # 0.883 -> 0.112, 0.217 -> 0.022
+                  lr_range={"molecular": (0.0017, 0.02), "crystal": (0.0011, 0.013),  # 0.883 -> 0.112, 0.525 -> 0.044
+                            "liquid": (0.0017, 0.031), "interface": (0.0017, 0.046)}),  # 2.406 -> 0.144, 2.570 -> 0.123
     # L-BFGS: the closure and a line search each step; P = lr · its two-loop inverse-Hessian estimate
     OptimizerSpec("lbfgs", cls="torch.optim:LBFGS",
                   defaults={"max_iter": 1, "max_eval": 10, "history_size": 20, "line_search_fn": "strong_wolfe"},

@@ -87,8 +87,12 @@ class StudyData:
                 err = read_json(prop.path).get("error_vs_reference")
                 if isinstance(err, dict):
                     flatten(f"{prefix}.{prop.structure}.{prop.name}", err, row)
-        for checkpoint, path in self.study.curvature_files(plan["trial"]):
-            flatten(f"curvature.{checkpoint}", _curvature_summary(read_json(path)), row)
+        files = self.study.curvature_files(plan["trial"])
+        for checkpoint, path in files:
+            data = read_json(path)
+            flatten(f"curvature.{checkpoint}", _curvature_summary(data), row)
+            if checkpoint == "refined" and "final" not in dict(files) and isinstance(data.get("before_refinement"), dict):
+                flatten("curvature.final", _curvature_summary(data["before_refinement"]), row)  # the same analysis
         return row
 
     def curve(self, key: str) -> list[dict]:

@@ -111,9 +111,9 @@ def versus(data: StudyData, dataset: str, key: str, candidates, others, log: boo
     vals = {o: values(o) for o in (*candidates, *others)}
     tests = _holm([{"a": c, "b": o, **paired_test(vals[c], vals[o])} for c in candidates for o in others])
     means = {o: mean_ci(data.by_seed(key, dataset, o).values()) for o in (*candidates, *others)}
-    n = max((t["n"] for t in tests), default=_seeds(data, dataset))  # seeds both sides of a test have
-    return {"metric": key, "scale": "log10" if log else "linear", "means": means, "tests": tests,
-            "verdict": decide(tests, n)}
+    n = max((t["n"] for t in tests), default=0)  # seeds both sides of a test have
+    verdict = decide(tests, n) if n else not_tested(f"no values of {key} for the optimizers compared")
+    return {"metric": key, "scale": "log10" if log else "linear", "means": means, "tests": tests, "verdict": verdict}
 
 
 def _kappa_key(data: StudyData, dataset: str) -> str | None:

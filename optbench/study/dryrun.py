@@ -20,6 +20,7 @@ class Plan:
     trials: list[float] = field(default_factory=list)  # seconds of each trial
     lr_range: list[float] = field(default_factory=list)  # seconds of each LR range test (lr_grid: auto)
     analyses: dict[str, list[float]] = field(default_factory=dict)  # kind -> seconds of each job
+    per_worker: list[float] = field(default_factory=list)  # paid once per analysis worker (pretrained predictions)
     notes: list[str] = field(default_factory=list)
 
 
@@ -94,6 +95,8 @@ def make_plan(study: StudyConfig, datasets: dict[str, ResolvedDataset]) -> Plan:
                                 cost.curvature_s + n * cv.n_structures * cost.hvp_s)
                 if study.forgetting:
                     plan.analyses.setdefault("forgetting", []).extend([cost.forgetting_s] * n_seeds)
+            if study.forgetting:  # the pretrained predictions a worker computes once per dataset
+                plan.per_worker.append(cost.forgetting_s)
     return plan
 
 
@@ -108,7 +111,7 @@ def estimate(plan: Plan, executor: str, workers: int) -> dict[str, float]:
     (the driver's one process otherwise); `cpu_s`: the work in seconds of one core."""
     trial_workers = 1 if executor == "local" else workers
     analysis_workers = workers if executor == "process" else 1
-    jobs = [j for js in plan.analyses.values() for j in js]
+    jobs = [j for js in plan.analyses.values() for j in js] + plan.per_worker * analysis_workers
     out = {"trial_workers": trial_workers, "analysis_workers": analysis_workers, "lr_range_s": sum(plan.lr_range),
            "trials_s": makespan(plan.trials, trial_workers) + WORKER_START_S,
            "analyses_s": makespan(jobs, analysis_workers) + (WORKER_START_S if analysis_workers > 1 else 0),
@@ -125,7 +128,9 @@ def format_plan(study: StudyConfig, plan: Plan, executor: str, workers: int) -> 
         lrs = ", ".join(f"{x:g}" for x in r["lrs"]) if isinstance(r["lrs"], list) else r["lrs"]
         lines.append(f"{r['dataset']:12s} {r['backbone']:10s} {r['optimizer']:13s} {lrs:28s} {r['seeds']:5d} "
                      f"{r['trials']:6d} {r['s_per_trial']:8.0f}")
-    curv = "" if study.curvature is None else f"; curvature on seed {study.seeds[0]} only, at {', '.join(study.curvature.checkpoints)}"
+    cks = study.curvature.checkpoints if study.curvature is not None else []
+    within = " (its final spectrum within the refined analysis)" if "refined" in cks and "final" not in cks else ""
+    curv = f"; curvature on seed {study.seeds[0]} only, at {', '.join(cks)}{within}" if cks else ""
     lines += ["", f"analyses of the selected LR of each dataset x backbone x optimizer, every seed{curv}:"]
     lines += [f"  {kind:32s} {len(jobs):5d} jobs {sum(jobs):9.0f} s" for kind, jobs in plan.analyses.items() if jobs]
     t = estimate(plan, executor, workers)
@@ -143,6 +148,9 @@ def format_plan(study: StudyConfig, plan: Plan, executor: str, workers: int) -> 
 def dry_run(study: StudyConfig, executor: str = "local", workers: int = 1) -> str:
     """Validate `study` (InputError on the first problem, as `run_study` does before any folder exists)
     and return the printed plan: trial table, analyses, estimated wall time."""
-    datasets = {d.name: resolve_dataset(d) for d in study.datasets}
-    validate_study(study, datasets)
+    from optbench.featcache import cache_off
+
+    with cache_off():  # the checks read every file; a dry run leaves no cache entry behind
+        datasets = {d.name: resolve_dataset(d) for d in study.datasets}
+        validate_study(study, datasets)
     return format_plan(study, make_plan(study, datasets), executor, workers)

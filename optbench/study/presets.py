@@ -1,12 +1,41 @@
-"""Built-in studies: `quick` (the demo, minutes on a laptop), `paper` (the full comparison) and
-`strategies` (fine-tuning strategies crossed with optimizers, judged on accuracy and forgetting).
+"""Built-in studies: `quick` (the demo, minutes on a laptop), `paper-cpu` (the paper's comparison at the size
+the 2-core development machine affords in under 2 hours), `paper` (the full size, for a GPU or a Ray cluster)
+and `strategies` (fine-tuning strategies crossed with optimizers, judged on accuracy and forgetting).
 
 Each optimizer is searched around its own useful LR range, measured with the LR range test and
 kept with its registry entry (`OptimizerSpec.lr_range`, see optbench.optim.builtin):
 `RANGE_TESTS[opt][suite] = (lr_steepest, lr_diverged)`, the LR of steepest loss descent and the
 LR where the smoothed loss passed 4x its minimum. The quick study's LR is the geometric mean of
-the two steepest LRs (one significant digit); the paper grid is `lr_grid` around it (4 LRs,
-sqrt(10) apart), kept below the lower divergence LR / 3.
+the steepest LRs of its two regimes (one significant digit); the paper grids are `lr_grid` around the
+geometric mean over the four regimes (LRs sqrt(10) apart), kept below the lowest divergence LR / 3.
+
+`paper-cpu`, sized with the measured costs of optbench.study.cost (CPU seconds of one core, CHGNet,
+one torch thread, 2026-11-26) to finish in about 86 min with `--executor process --workers 2` where the
+two workers have the two cores to themselves (the estimate `optbench run --preset paper-cpu --dry-run
+--executor process --workers 2` prints: 2 h 48 min of CPU work; a 16-trial study with these settings
+needed 17% more CPU than estimated, with half its trials on a cold cache, so about 100 min on a quiet
+machine). Other jobs on the machine stretch it in proportion (that 16-trial study took twice its
+estimated wall time at load average 3):
+- the four built-in regimes x CHGNet x the seven optimizers x 2 LRs each (`paper_grid(name, 2)`: the
+  steepest-descent LR and one sqrt(10) below; every chosen LR therefore sits at an edge of its grid,
+  and which edge says where a better one may lie) x 3 seeds = 168 trials;
+- each trial: batch 4, a wall-time budget of 15 s of training (max_time_s; at most 100 steps),
+  validation every 10 steps, then 2 L-BFGS steps on 4 training structures. Measured per step (CPU s):
+  molecular 0.20, crystal 0.23, liquid 3.1, interface 2.8, so 15 s is about 70, 60, 5 and 5 steps on a
+  core of its own (fewer under load: the budget is wall time, results.csv has the steps each trial ran);
+  measured per trial beside the training (model load, the final and refined evaluations of every split,
+  the refinement): molecular 3.5 + 0.6 s, crystal 1.6 + 0.8 s, liquid 40.6 + 10.6 s, interface 28.8 +
+  10.2 s; so about 19, 18, 71 and 59 s a trial. The water regimes are dominated by evaluating their
+  48-atom boxes (0.25 s a structure), which no budget setting removes;
+- properties of each selected trial before and after the refinement (`properties: [final, refined]`) for
+  molecular (vibrations, 2.6 s a molecule) and crystal (EOS, elastic, phonons; 0.3-1.3 s a crystal). The
+  liquid and interface MD observables are left out: CHGNet costs 0.27 s of one core per MD step on the
+  16-water box, so even a 300-step run (which resolves none of the observables) costs 81 s a model, 6800 s
+  for the 84 models before and after refinement;
+- curvature of the first seed's trials at start and refined (the refined analysis holds the final one,
+  before the refinement): 1 structure, k = 2, 12 Lanczos steps (where lambda_1/lambda_2 of P^1/2 H P^1/2
+  converged on the trials tried; 5 did not), 1 Hutchinson probe, 1 SLQ vector; 12 s (molecular) to 120 s (liquid) a trial;
+- forgetting of every selected trial (probe set and the other regimes' test structures, 4-11 s).
 """
 
 from __future__ import annotations
@@ -85,8 +114,8 @@ _PAPER = {
 # report's accuracy-forgetting axis). Sized for <= 20 min with `--executor process --workers 2` on the
 # 2-core machine: a 60-step adamw trial (both suites side by side, load average 6) took 74 s, of which
 # 20-28 s read, setup and evaluation, so 40 steps is about 57 s and 36 trials about 17 min there, plus
-# about 2 min of forgetting; not yet timed whole. Validates once the study's `strategies` field and the
-# `mace_recipe` optimizer are on main.
+# about 2 min of forgetting. Timed whole on 2026-11-26: 10 min 26 s with 2 process workers beside two
+# other developers' jobs.
 _STRATEGIES = {
     "name": "strategies",
     "datasets": [{"name": "molecular", "suite": "molecular"}, {"name": "crystal", "suite": "crystal"}],
@@ -104,7 +133,29 @@ _STRATEGIES = {
     "forgetting": True,
 }
 
-PRESETS = {"quick": _QUICK, "paper": _PAPER, "strategies": _STRATEGIES}
+
+_WATER = {"properties": []}  # MD observables: see the paper-cpu docstring
+_PAPER_CPU = {
+    "name": "paper-cpu",
+    "datasets": [{"name": r, "suite": r, **(_WATER if r in ("liquid", "interface") else {})} for r in BUILTIN_REGIMES],
+    "backbones": ["chgnet"],
+    "optimizers": {name: {"lrs": paper_grid(name, 2)} for name in SEVEN},
+    "seeds": [0, 1, 2],
+    "max_steps": 100,
+    "max_time_s": 15,
+    "batch_size": 4,
+    "eval_every": 10,
+    "refine": True,
+    "refine_steps": 2,
+    "finetune": {"refine_structures": 4},
+    "properties": ["final", "refined"],
+    # the refined analysis holds the final one (before_refinement): start, final and refined in two jobs
+    "curvature": {"checkpoints": ["start", "refined"], "n_structures": 1, "k": 2, "n_iter": 12, "n_probes": 1,
+                  "n_slq": 1},
+    "forgetting": True,
+}
+
+PRESETS = {"quick": _QUICK, "paper-cpu": _PAPER_CPU, "paper": _PAPER, "strategies": _STRATEGIES}
 
 
 def preset(name: str) -> dict:

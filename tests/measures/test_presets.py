@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from optbench.regimes import BUILTIN_REGIMES
 from optbench.study import load_study
-from optbench.study.presets import RANGE_TESTS, SEVEN
+from optbench.study.presets import QUICK_REGIMES, RANGE_TESTS, SEVEN
+
+
+def test_every_regime_has_a_measured_range():
+    assert all(set(RANGE_TESTS[name]) == set(BUILTIN_REGIMES) for name in SEVEN)
 
 
 @pytest.mark.parametrize("name", SEVEN)
 def test_each_grid_covers_its_measured_useful_range(name):
-    steep = [s for s, _ in RANGE_TESTS[name].values()]
-    blowup = min(d for _, d in RANGE_TESTS[name].values())
+    def measured(regimes):
+        tests = [v for k, v in RANGE_TESTS[name].items() if k in regimes]
+        return [s for s, _ in tests], min(d for _, d in tests)
+
+    steep, blowup = measured(QUICK_REGIMES)
     quick = load_study(preset="quick").optimizers[name].lrs
-    paper = load_study(preset="paper").optimizers[name].lrs
     assert len(quick) == 1 and min(steep) / 3 <= quick[0] <= max(steep) * 3 and quick[0] < blowup / 3
+    steep, blowup = measured(BUILTIN_REGIMES)
+    paper = load_study(preset="paper").optimizers[name].lrs  # 4 LRs: the whole useful range
     assert min(paper) <= min(steep) and max(paper) >= min(max(steep), blowup / 3) / 1.5
-    assert max(paper) < blowup / 3 * 1.2  # rounding to one digit may lift it a little
+    cpu = load_study(preset="paper-cpu").optimizers[name].lrs  # 2 LRs: around the mean steepest LR
+    mean = math.exp(sum(math.log(x) for x in steep) / len(steep))
+    assert len(cpu) == 2 and min(cpu) <= mean <= max(cpu) * 1.5
+    for grid in (paper, cpu):
+        assert max(grid) < blowup / 3 * 1.2  # rounding to one digit may lift it a little
 
 
 def test_optimizers_get_their_own_lrs():

@@ -133,3 +133,19 @@ def test_decide_and_combine():
     assert combine(parts) == not_separable(3)
     assert combine({**parts, "c": {"verdict": REFUTED}}) == REFUTED
     assert combine({"a": {"verdict": CONFIRMED}}) == CONFIRMED
+
+
+def test_the_final_spectrum_is_read_from_the_refined_analysis(tmp_path):
+    """A study that analyses start and refined only still has curvature.final.* columns: the refined
+    analysis holds the final one (before_refinement)."""
+    from optbench.io import write_json
+
+    write_json(tmp_path / "study.json", {"trials": [{"trial": "t", "dataset": "ds", "backbone": "chgnet", "optimizer": "adamw",
+                                                     "lr": 1e-3, "seed": 0, "selected": True}], "datasets": {}})
+    write_json(tmp_path / "trials" / "t" / "results.json", {"status": "completed", "steps": 3, "wall_time_s": 1.0, "metrics": {}})
+    spectrum = {"preconditioned": {"condition_number_top_k": 1.5, "lambda_max": 2.0}}
+    write_json(tmp_path / "analyses" / "curvature" / "t" / "refined" / "curvature.json",
+               {"checkpoint": "refined", "preconditioned": {"condition_number_top_k": 1.2}, "before_refinement": spectrum})
+    row = StudyData(tmp_path).rows[0]
+    assert row["curvature.refined.preconditioned.condition_number_top_k"] == 1.2
+    assert row["curvature.final.preconditioned.condition_number_top_k"] == 1.5
