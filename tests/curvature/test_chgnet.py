@@ -12,7 +12,7 @@ from optbench.data.io import read_frames
 from optbench.errors import InputError
 from optbench.loss import FeaturizedSet, LossWeights
 
-from .toy import ETHANOL
+from .toy import ETHANOL, finite_difference_hvp
 
 FEW = {"n_iter": 3, "n_probes": 1, "n_slq": 1, "progress": False}
 
@@ -39,21 +39,7 @@ def test_chgnet_hvp_is_the_derivative_of_the_gradient(chgnet, two_frames):
     u, v = (torch.randn(op.dim, dtype=torch.float64, generator=gen) for _ in range(2))
     hv, hu = op(v), op(u)
     assert abs(float(u @ hv - v @ hu)) < 1e-5 * float(u.norm() * hv.norm())  # symmetric to float32 precision
-    eps = 1e-2 / float(v.norm())
-    params = op.space.params
-
-    def grad_at(shift):
-        with torch.no_grad():
-            for p, d in zip(params, op.space.split(shift), strict=True):
-                p.add_(d)
-        try:
-            return build_hvp_operator(chgnet, fs, w).gradient
-        finally:
-            with torch.no_grad():
-                for p, d in zip(params, op.space.split(shift), strict=True):
-                    p.sub_(d)
-
-    fd = (grad_at(eps * v) - grad_at(-eps * v)) / (2 * eps)
+    fd = finite_difference_hvp(chgnet, fs, w, op, v, eps=1e-2 / float(v.norm()))
     assert float((fd - hv).norm() / hv.norm()) < 1e-2
 
 

@@ -72,3 +72,24 @@ def load(rest: str = "", device: str = "cpu") -> ToyBackbone:
     if rest:
         bb.model.load_state_dict(torch.load(rest, map_location=device))
     return bb
+
+
+def finite_difference_hvp(backbone, fs, weights, op, v, eps: float):
+    """H v by central differences of the loss gradient, eps along v (shifts the model's parameters
+    and restores them): the known answer the Hessian-vector products are checked against."""
+    from optbench.curvature import build_hvp_operator
+
+    params = op.space.params
+
+    def grad_at(shift):
+        with torch.no_grad():
+            for p, d in zip(params, op.space.split(shift), strict=True):
+                p.add_(d)
+        try:
+            return build_hvp_operator(backbone, fs, weights).gradient
+        finally:
+            with torch.no_grad():
+                for p, d in zip(params, op.space.split(shift), strict=True):
+                    p.sub_(d)
+
+    return (grad_at(eps * v) - grad_at(-eps * v)) / (2 * eps)
