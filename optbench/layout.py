@@ -7,7 +7,7 @@
       checkpoints/<tag>.pt                analyses/curvature/<key>/<checkpoint>/curvature.json
       model/         the saved backbone   analyses/forgetting/<key>.json
       results.json   the finished run     lr_range/<dataset>/<backbone>/<optimizer>.json, lr_range/grids.json
-      crash.json     a study trial that   cache/, results.csv, report.md, report.html, figures/
+      crash.json     a study trial that   cache/, results.csv, report.md, report.html, claims.md, figures/
                      raised               (<key>: a trial's config hash, or pretrained-<backbone>)
       error.txt      its full traceback   (a property's <key> may also be <config hash>@final: the trial's
       log.txt        every log line        weights before the L-BFGS refinement)

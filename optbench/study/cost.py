@@ -53,7 +53,10 @@ class RegimeCost:
 # the second trial of each regime (graphs and zero-shot predictions cached, as for every later trial of a study),
 # phases in CPU seconds, load average 0.7-2.0; analyses: CPU seconds at load average 2-7. A trial's `step_s`
 # holds the loss, its gradient and the optimizer step; `valid_s` and the fixed part follow from the cost of one
-# prediction in the evaluate phase (its final and refined evaluations of every split).
+# prediction in the evaluate phase (its final and refined evaluations of every split). Re-checked after the
+# evaluation and curvature speed-ups (speed17b) were merged, load average 1.2-2.3: warm molecular and crystal
+# trials 12.4 and 11.1 s (14.1 and 13.4 here), the liquid start curvature 21.3 s (27.9 here, at load 4.8): this
+# table is 10-25% high for that code, about what the 16-trial check needed beyond its estimate.
 MEASURED: dict[tuple[str, str], RegimeCost] = {
     # molecular: 36 training molecules of 9-12 atoms, 120 evaluated; warm trial 14.1 s (evaluate 3.3, train 8.7,
     # refine 1.8); vibrations of ethanol, malonaldehyde, butane 1.9, 1.8, 4.2 s; curvature start/final/refined

@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from optbench.config import FinetuneConfig
 from optbench.study.config import StudyConfig
 from optbench.study.cost import MACHINE, REPORT_S, WORKER_START_S, hvps, regime_cost, trial_seconds
 from optbench.study.trials import ResolvedDataset, resolve_dataset
@@ -69,7 +70,8 @@ def make_plan(study: StudyConfig, datasets: dict[str, ResolvedDataset]) -> Plan:
     n_seeds, cv = len(study.seeds), study.curvature
     models = 1 if study.properties is True else len(study.properties or [])
     for ds in datasets.values():
-        n_refine = min(int(study.finetune.get("refine_structures", 64)), _n_train(study, ds))
+        default = FinetuneConfig.model_fields["refine_structures"].default
+        n_refine = min(int(study.finetune.get("refine_structures", default)), _n_train(study, ds))
         for bb in study.backbones:
             cost, note = regime_cost(bb, ds.regime)
             if note and note not in plan.notes:

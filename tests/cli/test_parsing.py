@@ -61,6 +61,9 @@ def test_property_curvature_run_report():
     assert parse("run", "--preset", "quick").study is None
     assert parse("run", "--preset", "strategies").preset == "strategies"
     assert parse("report", "folder", "--threads", "2").threads == 2
+    args = parse("run", "--preset", "paper-cpu", "--dry-run")
+    assert (args.preset, args.dry_run) == ("paper-cpu", True) and not parse("run").dry_run
+    assert (parse("export", "study", "dest").folder, parse("export", "study", "dest").dest) == ("study", "dest")
 
 
 @pytest.mark.parametrize("command", sorted(leaves()))
