@@ -44,18 +44,31 @@ def predict_set(backbone: Backbone, fset: FeaturizedSet, batch_size: int = 16) -
 
 
 def _predict_set(backbone: Backbone, fset: FeaturizedSet, batch_size: int) -> dict[str, list[np.ndarray]]:
-    out: dict[str, list] = {"energy": [], "forces": [], "stress": []}
-    stress = fset.any_stress
+    every = list(range(len(fset)))
+    energy, forces, stress = predict_groups(backbone, fset, batch_size, [(every, fset.any_stress)])
+    return {"energy": energy, "forces": forces, "stress": stress if all(s is not None for s in stress) else []}
+
+
+def predict_groups(backbone: Backbone, fset: FeaturizedSet, batch_size: int,
+                   groups: list[tuple[list[int], bool]]) -> tuple[list, list, list]:
+    """Energy (eV), forces (eV/Å, one array per structure) and stress (eV/Å^3 or None) of every
+    structure of `fset`, in its order; each group (indices, with stress) is batched on its own."""
+    n = len(fset)
+    energy, forces, stress = [0.0] * n, [None] * n, [None] * n
     with inference(backbone):
-        for start in range(0, len(fset), batch_size):
-            idx = list(range(start, min(start + batch_size, len(fset))))
-            pred = backbone.predict([fset.graphs[i] for i in idx], stress=stress, create_graph=False)
-            out["energy"].extend(pred.energy.detach().double().cpu().numpy().tolist())
-            sizes = [fset.frames[i].n_atoms for i in idx]
-            out["forces"].extend(np.split(pred.forces.detach().double().cpu().numpy(), np.cumsum(sizes)[:-1]))
-            if stress and pred.stress is not None:
-                out["stress"].extend(pred.stress.detach().double().cpu().numpy())
-    return out
+        for indices, want_stress in groups:
+            for start in range(0, len(indices), batch_size):
+                idx = indices[start : start + batch_size]
+                pred = backbone.predict([fset.graphs[i] for i in idx], stress=want_stress, create_graph=False)
+                e = pred.energy.detach().double().cpu().numpy()
+                split = np.cumsum([fset.frames[i].n_atoms for i in idx])[:-1]
+                f = np.split(pred.forces.detach().double().cpu().numpy(), split)
+                s = pred.stress.detach().double().cpu().numpy() if want_stress and pred.stress is not None else None
+                for k, i in enumerate(idx):
+                    energy[i], forces[i] = float(e[k]), f[k]
+                    if s is not None:
+                        stress[i] = s[k]
+    return energy, forces, stress
 
 
 def metrics_from_predictions(fset: FeaturizedSet, pred: Mapping[str, list]) -> dict:

@@ -79,6 +79,17 @@ def write_text(path: str | Path, text: str) -> Path:
     return _atomic(path, lambda fh: fh.write(text))
 
 
+def write_extxyz(path: str | Path, frames) -> Path:
+    """ASE Atoms (with their calculators' labels) as one extxyz file, written atomically."""
+    import io
+
+    from ase.io import write
+
+    buf = io.StringIO()
+    write(buf, frames, format="extxyz")
+    return write_text(path, buf.getvalue())
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     return _atomic(path, lambda fh: fh.write(data), mode="wb")
 

@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ase.io import read, write
+from ase.io import read
 from tqdm import tqdm
 
 from optbench.data.manifest import sha256_file
 from optbench.data.recipe import SIZES, reference_for
 from optbench.data.sampling import label, roundtrip
 from optbench.errors import InputError
-from optbench.io import check_writable_dir, read_json, write_json, write_text
+from optbench.io import check_writable_dir, read_json, write_extxyz, write_json
 from optbench.regimes import get_regime
 
 KEYS = {"energy": "energy", "forces": "forces", "stress": "stress"}
@@ -25,14 +25,6 @@ PROGRESS = ".partial/progress.json"
 def _rng(seed: int, stream: int) -> np.random.RandomState:
     """Independent, reproducible random stream per job (so resuming changes nothing)."""
     return np.random.RandomState(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
-
-
-def _write_frames(path: Path, frames) -> None:
-    import io
-
-    buf = io.StringIO()
-    write(buf, frames, format="extxyz")
-    write_text(path, buf.getvalue())
 
 
 def _identity(regime: str, size: str, seed: int, reference: dict | None, params: dict) -> dict:
@@ -111,7 +103,7 @@ def _structures(reg, reference, params, state, out: Path, seed: int, t0: float) 
         structs = reg.build(reference, _rng(seed, 0), params)
         for name, atoms in structs.items():
             rel = f"structures/{name}.extxyz"
-            _write_frames(out / rel, [roundtrip(atoms)])
+            write_extxyz(out / rel, [roundtrip(atoms)])
             state["structures"][name] = rel
         t0 = _save(out / PROGRESS, state, t0)
     structs = {name: read(out / rel, format="extxyz") for name, rel in state["structures"].items()}
@@ -141,7 +133,7 @@ def _jobs(reg, reference, params, state, out: Path, structs, seed: int, workers:
         for split, (tag, frames) in produced.items():
             labelled, dropped = label(frames, reference, desc=f"label {split}", workers=workers)
             rel = f"{split}.extxyz"
-            _write_frames(out / rel, labelled)
+            write_extxyz(out / rel, labelled)
             state["splits"][split] = {"file": rel, "tag": tag, "count": len(labelled), "sha256": sha256_file(out / rel),
                                     "scf_failures_dropped": dropped}
         state["jobs"][job.name] = list(produced)

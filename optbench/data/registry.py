@@ -120,13 +120,10 @@ PUBLIC: dict[str, PublicDataset] = {d.name: d for d in [
 
 def _hartree_bohr(folder: Path, d: PublicDataset) -> tuple[dict[str, Split], dict[str, str]]:
     """Rewrite each split (Hartree, Bohr; keys d.keys) as extxyz in eV and Å with plain keys."""
-    import io
-
     from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
     from ase.units import Bohr, Hartree
 
-    from optbench.io import write_text
+    from optbench.io import write_extxyz
 
     splits = {}
     for name, s in d.splits.items():
@@ -138,10 +135,8 @@ def _hartree_bohr(folder: Path, d: PublicDataset) -> tuple[dict[str, Split], dic
             a.positions = a.positions * Bohr
             a.calc = SinglePointCalculator(a, energy=f.energy * Hartree, forces=f.forces * Hartree / Bohr)
             images.append(a)
-        buf = io.StringIO()
-        write(buf, images, format="extxyz")
         rel = f"{name}.extxyz"
-        write_text(folder / rel, buf.getvalue())
+        write_extxyz(folder / rel, images)
         splits[name] = Split(rel, s.tag, None)
     return splits, {"energy": "energy", "forces": "forces"}
 

@@ -50,7 +50,7 @@ def withhold_unconverged(folder: str | Path) -> dict:
     properties computed from a missed label from "property_settings", record all in "withheld"."""
     from ase.io import read
 
-    from optbench.data.generate import _write_frames
+    from optbench.io import write_extxyz
 
     folder = Path(folder)
     man = read_json(folder / "manifest.json")
@@ -72,7 +72,7 @@ def withhold_unconverged(folder: str | Path) -> dict:
                     del results[label]
                     changed = True
         if changed:
-            _write_frames(folder / split["file"], frames)
+            write_extxyz(folder / split["file"], frames)
             split["sha256"] = sha256_file(folder / split["file"])
     for name, entry in withheld.items():
         props = man.get("property_settings", {}).get(name, {})

@@ -41,7 +41,7 @@ class FinetuneRun:
         self.spec = get_spec(config.optimizer)
         self.inputs = RunInputs.read(config, named_keys)  # reading, checks, model load
         self.backbone = self.inputs.backbone
-        prepare(self.backbone, config)  # the strategy, checked against the backbone before the folder is claimed
+        self.groups = prepare(self.backbone, config)  # the strategy, checked before the folder is claimed; param groups
         self.lora = lora_applied(self.backbone)  # LoRA adapters (seeded by config.seed), None without
         strategy = Strategy.parse(config.strategy)
         self.replay = ReplaySet.read(config, self.backbone) if strategy.replay_fraction else None
@@ -55,7 +55,7 @@ class FinetuneRun:
         sets = featurize(self.inputs, self.config)
         t1 = time.perf_counter()
         self.phases.add("featurize", t1 - t0)
-        loop = TrainingLoop(self.config, self.backbone, sets, self.spec.supports_schedule)
+        loop = TrainingLoop(self.config, self.backbone, sets, self.spec.supports_schedule, groups=self.groups)
         self.phases.add("setup", time.perf_counter() - t1)  # optimizer (its first build imports torch._dynamo)
         return loop
 

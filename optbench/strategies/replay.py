@@ -116,24 +116,14 @@ class ReplaySet:
 
 def pseudo_labels(backbone, fset: FeaturizedSet, batch_size: int) -> dict:
     """The model's energy (eV), forces (eV/Å) and, on periodic structures, stress (eV/Å^3, ASE sign)
-    of every structure, as plain lists (JSON)."""
-    from optbench.evaluate import inference
+    of every structure, as plain lists (JSON); periodic and other structures are batched apart."""
+    from optbench.evaluate import predict_groups
 
-    n = len(fset)
-    energy, forces, stress = [0.0] * n, [None] * n, [None] * n
     periodic = [bool(f.atoms.pbc.all()) for f in fset.frames]
-    groups = ([i for i in range(n) if periodic[i]], [i for i in range(n) if not periodic[i]])
-    with inference(backbone):
-        for want_stress, group in zip((True, False), groups):
-            for start in range(0, len(group), batch_size):
-                idx = group[start : start + batch_size]
-                pred = backbone.predict([fset.graphs[i] for i in idx], stress=want_stress, create_graph=False)
-                split = np.cumsum([fset.frames[i].n_atoms for i in idx])[:-1]
-                for k, (i, f) in enumerate(zip(idx, np.split(pred.forces.detach().double().cpu().numpy(), split))):
-                    energy[i], forces[i] = float(pred.energy[k].detach().double()), f.tolist()
-                    if want_stress and pred.stress is not None:
-                        stress[i] = pred.stress[k].detach().double().cpu().numpy().tolist()
-    return {"energy": energy, "forces": forces, "stress": stress}
+    groups = [([i for i, p in enumerate(periodic) if p], True), ([i for i, p in enumerate(periodic) if not p], False)]
+    energy, forces, stress = predict_groups(backbone, fset, batch_size, groups)
+    return {"energy": energy, "forces": [f.tolist() for f in forces],
+            "stress": [None if s is None else s.tolist() for s in stress]}
 
 
 def _read_file(config, backbone) -> list[Frame]:
