@@ -205,6 +205,9 @@ def claim3(data: StudyData, dataset: str) -> dict:
             final[key] = float(np.mean([math.log10(r[f"property_final.{q}"]) for q in qs]))
             quantities.update(qs)
     if not refined:
+        if not any(key.startswith("property.") for r in data.selected(dataset) for key in r):
+            return {"verdict": not_tested("no property computed in this regime (its dataset's properties are "
+                                          "empty, or none applies to its structures)"), "parts": {}}
         return {"verdict": not_tested("no property errors both before and after refinement "
                                       "(the study needs refine: true and properties: [final, refined])"), "parts": {}}
     test = _holm([{"a": "refined", "b": "final", **paired_test(refined, final)}])[0]

@@ -117,7 +117,9 @@ def test_claim3_refinement_and_property_errors(factor, verdict):
 
 def test_claims_without_the_data_are_not_tested():
     data = Synthetic(_rows({o: 20.0 for o in OPTS}))
-    assert claim3(data, "ds")["verdict"].startswith("not tested")
+    assert claim3(data, "ds")["verdict"].startswith("not tested: no property computed in this regime")
+    only_refined = Synthetic(_rows({o: 20.0 for o in OPTS}, **{"property.Si.eos.B0_GPa.abs": lambda o, s: 1.0}))
+    assert "properties: [final, refined]" in claim3(only_refined, "ds")["verdict"]  # the study, not the regime, lacks it
     assert claim1(data, "ds")["parts"]["conditioning"]["verdict"].startswith("not tested")
     md = claims_markdown(data)
     assert "## Claim 1" in md and "## Claim 3" in md and "What else the study found" in md

@@ -67,14 +67,15 @@ def property_parity(data: StudyData, out: Path) -> Path | None:
 
 
 def _manifest_reference(data: StudyData, dataset: str, struct: str, prop: str) -> dict:
-    """The dataset manifest's reference value: from the dataset folder, else from an export's copy."""
+    """The dataset manifest's reference value: from an export's own copy (what the export was made from),
+    else from the dataset folder."""
     from optbench.report.export import exported_manifest
 
-    folder = data.index["datasets"].get(dataset, {}).get("folder")
-    path = Path(folder) / "manifest.json" if folder else None
-    if path is None or not path.is_file():
-        path = exported_manifest(data.study, dataset)
+    path = exported_manifest(data.study, dataset)
     if not path.is_file():
+        folder = data.index["datasets"].get(dataset, {}).get("folder")
+        path = Path(folder) / "manifest.json" if folder else None
+    if path is None or not path.is_file():
         return {}
     refs = read_json(path).get("reference_properties", {})
     return refs.get(struct, {}).get(prop, {}) or {}
