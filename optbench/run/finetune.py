@@ -55,7 +55,7 @@ class FinetuneRun:
         sets = featurize(self.inputs, self.config)
         t1 = time.perf_counter()
         self.phases.add("featurize", t1 - t0)
-        loop = TrainingLoop(self.config, self.backbone, sets, self.spec.supports_schedule, groups=self.groups)
+        loop = TrainingLoop(self.config, self.backbone, sets, self.groups, self.spec.supports_schedule)
         self.phases.add("setup", time.perf_counter() - t1)  # optimizer (its first build imports torch._dynamo)
         return loop
 

@@ -28,19 +28,18 @@ from optbench.run.checkpoint import TrainState
 from optbench.run.inputs import RunSets
 from optbench.run.recipe import RecipeRun
 from optbench.run.schedule import EMA, scheduler
-from optbench.strategies import flat_parameters, prepare
+from optbench.strategies import flat_parameters
 from optbench.strategies.replay import training_per_batch
 
 
 class TrainingLoop:
     """The model, its featurized sets, the optimizer with its schedule and EMA, and the loop over them."""
 
-    def __init__(self, config: FinetuneConfig, backbone, sets: RunSets, supports_schedule: bool = True,
-                 groups: list[dict] | None = None):
+    def __init__(self, config: FinetuneConfig, backbone, sets: RunSets, groups: list[dict], supports_schedule: bool = True):
+        """`groups`: the optimizer's param groups from `strategies.prepare(backbone, config)` (the strategy
+        applied: frozen groups out, per-group LR factors)."""
         self.config, self.backbone = config, backbone
         self.train_set, self.valid, self.sets, self.tags = sets.train, sets.valid, sets.sets, sets.tags
-        if groups is None:  # the param groups of `prepare` (FinetuneRun passes those of its own call)
-            groups = prepare(backbone, config)  # the strategy: frozen groups out, per-group LR factors
         self.params = flat_parameters(groups)  # optimizer order: state index i is params[i]
         self.per_batch = training_per_batch(config)  # training structures a batch; the rest are replay ones
         self.steps_per_epoch = math.ceil(len(self.train_set) / self.per_batch)
