@@ -1,8 +1,10 @@
 """Speed-up of a study with 2 process workers over 1 (same trials, same threads per trial).
 
-Runs a small real study (CHGNet on revMD17 ethanol, 6 optimizers, 1 LR, 1 seed) twice in fresh
-folders: sequentially, then in a 2-worker process pool, and prints the wall-time ratio.
-Target (issue 17) >= 1.9 on 2 cores.
+Runs a small real study (CHGNet on revMD17 ethanol, 6 optimizers, 1 LR, 1 seed) three times in fresh
+folders: in this process (the local executor), in a 1-worker process pool and in a 2-worker one, and
+prints the wall-time ratios with each trial's own wall time. 2 process workers against 1 is the
+issue's measure (both pay a worker's start); against the local executor the ratio also holds that
+start. Target (issue 17) >= 1.9 on 2 cores.
 
     python bench/study_scaling.py [--steps 300] [--n-train 64]
 """
@@ -10,6 +12,7 @@ Target (issue 17) >= 1.9 on 2 cores.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 import warnings
@@ -27,6 +30,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--n-train", type=int, default=64)
     parser.add_argument("--optimizers", default="adam,adamw,sgd,radam,lamb,schedulefree")
+    parser.add_argument("--skip-local", action="store_true", help="time only the process pools (1 and 2 workers)")
     args = parser.parse_args()
     from optbench.study import StudyConfig, run_study
 
@@ -41,16 +45,23 @@ def main() -> None:
             "max_steps": args.steps, "refine": False, "curvature": None, "forgetting": False, "properties": False,
             "threads_per_trial": 1,
         })
-        times = {}
-        for label, executor, workers in (("1 worker", "local", 1), ("2 workers", "process", 2)):
+        times, trials = {}, {}
+        runs = [("1 worker", "local", 1), ("1 process worker", "process", 1), ("2 process workers", "process", 2)]
+        for label, executor, workers in runs[args.skip_local:]:
+            folder = tmp / label.replace(" ", "_")
             t0 = time.perf_counter()
-            run_study(study, tmp / label.replace(" ", "_"), executor=executor, workers=workers, report=False)
+            run_study(study, folder, executor=executor, workers=workers, report=False)
             times[label] = time.perf_counter() - t0
+            trials[label] = [json.loads(p.read_text())["wall_time_s"] for p in sorted(folder.glob("trials/*/results.json"))]
     n = len(study.optimizers)
     print(f"study of {n} trials ({args.steps} steps, {args.n_train} ethanol frames), 1 thread per trial")
     for label, t in times.items():
-        print(f"  {label:10s} {t:8.1f} s")
-    print(f"speed-up 2 workers / 1 worker = {times['1 worker'] / times['2 workers']:.2f}  (target >= 1.9)")
+        each = ", ".join(f"{w:.1f}" for w in trials[label])
+        print(f"  {label:18s} {t:8.1f} s  (trials' own wall times, s: {each}; sum {sum(trials[label]):.1f})")
+    two = times["2 process workers"]
+    for label in ("1 process worker", "1 worker"):
+        if label in times:
+            print(f"speed-up 2 process workers / {label} = {times[label] / two:.2f}  (target >= 1.9)")
 
 
 if __name__ == "__main__":

@@ -87,8 +87,8 @@ class CHGNetBackbone(Backbone):
         return fname
 
 
-def load(rest: str, device: str = "cpu") -> CHGNetBackbone:
-    """`rest` is '' (latest pretrained), a pretrained version name, or a model file."""
+def chgnet_class():
+    """chgnet's CHGNet class, imported without what its packages' __init__ import and we never use."""
     from optbench.lazy_packages import defer_init
 
     # chgnet.model's and chgnet.utils' __init__ import MD, pymatgen's EOS (matplotlib) and VASP
@@ -96,6 +96,12 @@ def load(rest: str, device: str = "cpu") -> CHGNetBackbone:
     defer_init("chgnet.model", "chgnet.utils")
     from chgnet.model.model import CHGNet
 
+    return CHGNet
+
+
+def load(rest: str, device: str = "cpu") -> CHGNetBackbone:
+    """`rest` is '' (latest pretrained), a pretrained version name, or a model file."""
+    CHGNet = chgnet_class()
     quiet = contextlib.redirect_stdout(io.StringIO())  # CHGNet prints its parameter count
     if rest in ("", *_PRETRAINED):
         with quiet:

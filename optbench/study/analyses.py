@@ -87,13 +87,13 @@ def run_analyses(study: StudyConfig, out: Path, datasets: dict[str, ResolvedData
     jobs = analysis_jobs(study, datasets, selected)
     test_files = {name: list(ds.tests.values()) for name, ds in datasets.items()}
     if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
         import torch
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
-                                 initargs=(test_files, torch.get_num_threads())) as pool:
+        from optbench.study.executors import worker_pool
+
+        with worker_pool(workers, _start_worker, (test_files, torch.get_num_threads())) as pool:
             futures = [pool.submit(_run_job, study, folder, job) for job in jobs]
             for fut in tqdm(as_completed(futures), total=len(futures), desc="analyses", unit="job", disable=None):
                 fut.result()

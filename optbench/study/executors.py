@@ -25,6 +25,50 @@ from optbench.io import write_json, write_text
 from optbench.layout import RunDir
 
 ERROR_TXT = RunDir.ERROR  # full traceback of a trial that crashed, beside crash.json
+PRELOAD = "optbench.study.worker_preload"  # what the fork server imports once for every worker
+
+
+def worker_context():
+    """The multiprocessing context of trial and analysis workers: a fork server that has imported
+    PRELOAD (started early by `start_workers`), where the platform has one; else spawn. A worker then
+    starts its first job without Python's, torch's and CHGNet's imports. Either way a worker holds no
+    state of this process: the same numbers as the local executor."""
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([PRELOAD])
+    return ctx
+
+
+def worker_pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()):
+    """A process pool of `workers` on `worker_context()`. Each worker first takes this process's
+    environment as it is now (a fork server's children would have the server's, from its start:
+    the study's cache folder, for one, is set after it), then runs `initializer(*initargs)`."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_init_worker,
+                               initargs=(dict(os.environ), initializer, initargs))
+
+
+def _init_worker(env: dict, initializer: Callable | None, initargs: tuple) -> None:
+    import os
+
+    os.environ.clear()
+    os.environ.update(env)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def start_workers() -> None:
+    """Start the fork server now, so that its imports run while this process checks the study."""
+    ctx = worker_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def run_trial_shipped(config_json: dict, threads: int | None = None) -> tuple[dict, bytes]:
@@ -112,10 +156,9 @@ def execute(configs: Sequence, executor: str = "local", workers: int = 1, thread
             results[i] = run_trial(payload[i], threads)
             bar.update(1)
     elif executor == "process":
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:
             futures = {pool.submit(run_trial, payload[i], threads): i for i in todo}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()

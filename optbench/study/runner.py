@@ -89,6 +89,10 @@ def run_study(study: StudyConfig, out: str | Path, executor: str = "local", work
               address: str | None = None, report: bool = True) -> dict:
     """Run (or resume) every trial and analysis of `study` under `out`; returns the study index."""
     out = Path(out)
+    if executor == "process" and workers > 1:
+        from optbench.study.executors import start_workers
+
+        start_workers()  # the workers' imports, once, beside the checks below
     datasets = {d.name: resolve_dataset(d) for d in study.datasets}
     validate_study(study, datasets)
     inputs = fingerprint({k: v for d in datasets.values() for k, v in dataset_files(d).items()})
