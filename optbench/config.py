@@ -27,6 +27,13 @@ def _resolved(path: str | Path) -> str:
     return str(Path(path).resolve())
 
 
+def _replays(strategy: str) -> bool:
+    """Whether a strategy string holds `replay:F`."""
+    from optbench.strategies.spec import Strategy
+
+    return bool(Strategy.parse(strategy).replay_fraction)
+
+
 def _resolved_model(spec: str) -> str:
     """A model spec with its file or folder path resolved (`mace:rel/x.model` -> `mace:/abs/x.model`)."""
     if Path(spec).exists():
@@ -246,6 +253,10 @@ class FinetuneConfig(BaseModel):
             data.pop("huber_delta", None)  # no part of an MSE run's numbers
         if data.get("replay_file") is not None:
             data["replay_file"] = _resolved(self.replay_file)
+        elif _replays(self.strategy):
+            from optbench.strategies.replay import BUILTIN_VERSION
+
+            data["replay_set"] = BUILTIN_VERSION  # another built-in set is another run
         return data
 
     def hash(self) -> str:

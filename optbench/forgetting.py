@@ -36,12 +36,20 @@ _SLABS = [("fcc111", "Cu"), ("fcc100", "Al"), ("fcc111", "Pt"), ("bcc110", "Fe")
 def probe_structures(rattle_A: float = 0.05, seed: int = 0) -> list[Atoms]:
     """The built-in probe set: bulk crystals (primitive cells), g2 molecules and 2x2x3 slabs
     (fully periodic with 6 Å vacuum), each rattled by `rattle_A` Å (Gaussian, fixed seed)."""
+    return build_structures(_CRYSTALS, _MOLECULES, _SLABS, rattle_A, seed)
+
+
+def build_structures(crystals: Sequence[tuple], molecules: Sequence[str], slabs: Sequence[tuple[str, str]],
+                     rattle_A: float = 0.05, seed: int = 0) -> list[Atoms]:
+    """Bulk crystals `(symbols, structure, a (Å), kwargs)` as ASE's primitive cells, g2 molecules boxed
+    in 6 Å of vacuum (not periodic) and 2x2x3 slabs `(surface, element)` with 6 Å of vacuum (fully
+    periodic), in that order, each rattled by `rattle_A` Å (Gaussian, seeded by `seed`)."""
     from ase.build import bcc110, bulk, fcc100, fcc111, hcp0001, molecule
 
-    structures = [bulk(sym, kind, a=a, **kw) for sym, kind, a, kw in _CRYSTALS]
-    structures += [_boxed(molecule(name)) for name in _MOLECULES]
+    structures = [bulk(sym, kind, a=a, **kw) for sym, kind, a, kw in crystals]
+    structures += [_boxed(molecule(name)) for name in molecules]
     makers = {"fcc111": fcc111, "fcc100": fcc100, "bcc110": bcc110, "hcp0001": hcp0001}
-    for kind, sym in _SLABS:
+    for kind, sym in slabs:
         slab = makers[kind](sym, size=(2, 2, 3), vacuum=6.0)
         slab.pbc = True
         structures.append(slab)

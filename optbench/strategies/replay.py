@@ -1,10 +1,11 @@
 """`replay:FRACTION`: every training batch holds structures of a replay set beside the training ones.
 
 The replay set is
-- by default the built-in probe structures (`optbench.forgetting.probe_structures`, another rattle
-  draw than the forgetting probe's: seed 1, not 0), those of the backbone's elements, labelled by the
-  model itself (pseudo-labels, as MACE's multihead fine-tuning does when the pretraining data are not
-  at hand): energy (eV), forces (eV/Å) and, on periodic structures, stress (eV/Å^3);
+- by default the built-in replay structures (`replay_structures`: crystals, g2 molecules and slabs
+  built like the forgetting probe's, none of whose compositions is one of the probe's, so that
+  forgetting is never measured on what replay trained), those of the backbone's elements, labelled by
+  the model itself (pseudo-labels, as MACE's multihead fine-tuning does when the pretraining data are
+  not at hand): energy (eV), forces (eV/Å) and, on periodic structures, stress (eV/Å^3);
 - or `replay_file`, a labelled extxyz read with the run's key names (energies may be missing: the
   loss masks them); its labels must share the training data's energy reference.
 
@@ -37,8 +38,29 @@ from optbench.data.io import Frame
 from optbench.errors import InputError
 from optbench.loss import Batch, FeaturizedSet
 
-PROBE_SEED = 1  # rattle seed of the default replay structures (the forgetting probe uses 0)
+BUILTIN = "builtin"  # results.json's replay source for the built-in set ("probe" before it was disjoint)
+BUILTIN_VERSION = 2  # in a replay run's identity: version 1 was the forgetting probe's structures, rattled again
+_CRYSTALS = [  # (symbols, crystal structure, a in Å, extra kwargs); no composition of the forgetting probe
+    ("Ag", "fcc", 4.09, {}), ("Au", "fcc", 4.08, {}), ("Pd", "fcc", 3.89, {}), ("Mo", "bcc", 3.15, {}),
+    ("Cr", "bcc", 2.91, {}), ("Na", "bcc", 4.23, {}), ("Zn", "hcp", 2.66, {"c": 4.95}), ("Co", "hcp", 2.51, {"c": 4.07}),
+    ("Ge", "diamond", 5.66, {}), ("InP", "zincblende", 5.87, {}), ("KCl", "rocksalt", 6.29, {}),
+    ("CaO", "rocksalt", 4.81, {}), ("NaF", "rocksalt", 4.63, {}), ("CsBr", "cesiumchloride", 4.29, {}),
+    ("SrF2", "fluorite", 5.80, {}), ("AlN", "wurtzite", 3.11, {"c": 4.98}), ("BeO", "wurtzite", 2.70, {"c": 4.38}),
+    ("K", "bcc", 5.23, {}),
+]
+_MOLECULES = ["CH3OH", "C2H4", "C2H2", "HCN", "H2CO", "CH3COOH", "C3H8", "H3CNH2", "N2H4", "H2O2", "CH3COCH3",
+              "C4H4O", "C4H4NH", "Si2H6", "SH2", "CH3CHO", "BF3", "SO2"]
+_SLABS = [("fcc111", "Ag"), ("fcc100", "Au"), ("fcc111", "Pd"), ("bcc110", "Mo"), ("hcp0001", "Co")]
 _STREAM = 6151  # salt of the replay index stream (the epoch order uses [seed, epoch])
+
+
+def replay_structures() -> list:
+    """The built-in replay structures (ASE Atoms, rattled by 0.05 Å, seed 1): 18 crystals, 18 g2
+    molecules and 5 slabs, none with a composition of the forgetting probe's
+    (`optbench.forgetting.probe_structures`)."""
+    from optbench.forgetting import build_structures
+
+    return build_structures(_CRYSTALS, _MOLECULES, _SLABS, rattle_A=0.05, seed=1)
 
 
 def batch_split(fraction: float | None, batch_size: int) -> tuple[int, int]:
@@ -73,14 +95,12 @@ class ReplaySet:
         batch_split(fraction, config.batch_size)
         if config.replay_file is not None:
             return cls(_read_file(config, backbone), str(config.replay_file), fraction, pseudo=False)
-        from optbench.forgetting import probe_structures
-
         known = backbone.supported_numbers()
-        frames = [Frame(a) for a in probe_structures(seed=PROBE_SEED) if {int(z) for z in a.numbers} <= known]
+        frames = [Frame(a) for a in replay_structures() if {int(z) for z in a.numbers} <= known]
         if not frames:
             raise InputError(f"no built-in replay structure holds only elements of backbone '{backbone.name}'; "
                              "give a labelled replay_file", field="replay_file")
-        return cls(frames, "probe", fraction, pseudo=True)
+        return cls(frames, BUILTIN, fraction, pseudo=True)
 
     def label(self, backbone, batch_size: int = 16) -> dict | None:
         """Pseudo-labels of the structures by the model as it is now (for zero_shot.json and

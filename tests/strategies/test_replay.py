@@ -15,10 +15,18 @@ from optbench.backbones import load_backbone, load_calculator, register_backbone
 from optbench.config import FinetuneConfig
 from optbench.data.io import read_frames
 from optbench.errors import InputError
+from optbench.forgetting import probe_structures
 from optbench.layout import RunDir
 from optbench.loss import FeaturizedSet, LossWeights, compute_loss
 from optbench.run import finetune
-from optbench.strategies.replay import ReplayMixer, ReplaySet, batch_split, replay_indices
+from optbench.strategies.replay import (
+    BUILTIN,
+    ReplayMixer,
+    ReplaySet,
+    batch_split,
+    replay_indices,
+    replay_structures,
+)
 from tests.curvature import toy
 
 
@@ -27,6 +35,24 @@ from tests.curvature import toy
 ])
 def test_batch_split_rounds_half_up_keeping_one_of_each(batch_size, fraction, split):
     assert batch_split(fraction, batch_size) == split
+
+
+def test_the_builtin_replay_set_shares_no_composition_with_the_forgetting_probe():
+    """Forgetting is measured on the probe: a replay set holding its structures would train on it."""
+    replay, probe = replay_structures(), probe_structures()
+    assert len(replay) == 41
+    formulas = {a.get_chemical_formula(mode="reduce") for a in probe}
+    assert not {a.get_chemical_formula(mode="reduce") for a in replay} & formulas
+    assert replay_structures()[0].positions.tolist() == replay[0].positions.tolist()  # seeded
+    assert sum(a.pbc.all() for a in replay) == 23 and sum(not a.pbc.any() for a in replay) == 18
+
+
+def test_a_builtin_replay_run_names_its_replay_set_in_its_identity(ethanol_dir):
+    """Runs made with another built-in replay set are other runs: never resumed or reused as these."""
+    train = ethanol_dir / "train.xyz"
+    assert FinetuneConfig(train=train, strategy="replay:0.25").identity()["replay_set"] == 2
+    assert "replay_set" not in FinetuneConfig(train=train).identity()
+    assert "replay_set" not in FinetuneConfig(train=train, strategy="replay:0.25", replay_file=train).identity()
 
 
 def test_batches_hold_the_requested_fraction_seeded_by_step(ethanol_dir):
@@ -59,7 +85,7 @@ def chgnet_run(ethanol_small, tmp_path_factory):
 def test_chgnet_trains_with_replay(chgnet_run):
     out, result = chgnet_run
     assert result["status"] == "completed" and result["steps"] == 3
-    assert result["replay"] == {"fraction": 0.25, "per_batch": 1, "batch_size": 4, "source": "probe",
+    assert result["replay"] == {"fraction": 0.25, "per_batch": 1, "batch_size": 4, "source": "builtin",
                                 "labels": "pseudo", "n_structures": 41}
     assert result["epochs_completed"] == pytest.approx(3 / 8)  # 22 training structures, 3 a batch
     steps = [m for m in RunDir(out).metrics() if "loss" in m]
@@ -94,7 +120,7 @@ def test_pseudo_labels_are_the_pretrained_predictions_relative_to_the_e0_refit(c
 
     start = load_backbone("chgnet")  # the weights the run started from (after the refit): replay loss zero
     start.model.load_state_dict(torch.load(out / "checkpoints" / "start.pt", weights_only=False)["model_state"])
-    replay = ReplaySet(frames, "probe", 0.25, pseudo=True)
+    replay = ReplaySet(frames, BUILTIN, 0.25, pseudo=True)
     replay.use_labels(labels)
     rset = FeaturizedSet(replay.frames, start, "replay")
     loss, _ = compute_loss(start, rset.batch(range(len(rset))), LossWeights())
