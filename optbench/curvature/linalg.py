@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from optbench.progress import hidden
+
 MatVec = Callable[[torch.Tensor], torch.Tensor]
 _DT = torch.float64
 
@@ -85,7 +87,7 @@ def lanczos(
     alphas, betas = [], []
     beta = 0.0
     n_mv = 0
-    for j in tqdm(range(m), desc=desc, disable=not progress, leave=False):
+    for j in tqdm(range(m), desc=desc, disable=hidden(progress), leave=False):
         basis[j] = v
         w = matvec(v).to(_DT).reshape(-1)
         n_mv += 1
@@ -147,7 +149,7 @@ def hutchinson_trace(
             deflate_trace = sum(float(torch.dot(q, matvec(q).to(_DT).reshape(-1))) for q in deflate)
         base = float(deflate_trace)
     samples = []
-    for _ in tqdm(range(n_probes), desc="hutchinson", disable=not progress, leave=False):
+    for _ in tqdm(range(n_probes), desc="hutchinson", disable=hidden(progress), leave=False):
         z = rademacher(dim, gen)
         if deflate is not None:
             z = z - deflate.T @ (deflate @ z)
@@ -182,7 +184,7 @@ def slq_density(
     and the trace estimate dim·Σ τ²θ with its stderr.
     """
     runs = list(runs or [])
-    for i in tqdm(range(len(runs), n_vectors), desc="slq", disable=not progress, leave=False):
+    for i in tqdm(range(len(runs), n_vectors), desc="slq", disable=hidden(progress), leave=False):
         runs.append(lanczos(matvec, dim, n_iter=n_iter, seed=seed + 1000 + i))
     width = max(r.n_iter for r in runs)
     nodes = np.stack([np.pad(r.ritz_values, (0, width - r.n_iter), constant_values=np.nan) for r in runs])

@@ -17,6 +17,7 @@ from ase.neighborlist import natural_cutoffs, neighbor_list
 from tqdm.auto import tqdm
 
 from optbench.data.sampling import langevin_integrator, thermalize
+from optbench.progress import hidden
 from optbench.properties.statistics import (
     DIFFUSIVE_EXPONENT,
     block_average,
@@ -168,7 +169,7 @@ def run_md(atoms: Atoms, calculator, phases: list, *, temperature_K: float,
     rng = np.random.default_rng(seed)
     thermalize(atoms, temperature_K, rng)
     run = _Run(atoms, Trajectory(), StabilityMonitor(atoms, limits, temperature_K), timestep_fs, sample_every,
-               tqdm(total=sum(p.steps for p in phases), desc=desc, disable=not progress, leave=False), on_sample)
+               tqdm(total=sum(p.steps for p in phases), desc=desc, disable=hidden(progress), leave=False), on_sample)
     try:
         reason = run.monitor.check(atoms)
         run.sample(phases[0].kind if phases else "nvt")

@@ -11,6 +11,7 @@ from ase import Atoms
 from ase.units import GPa
 from tqdm.auto import tqdm
 
+from optbench.progress import hidden
 from optbench.properties.base import (
     Property,
     attach,
@@ -87,7 +88,7 @@ class Elastic(Property):
         residuals = []
         jobs = [(j, s) for j in range(6) for s in (self.normal_strains if j < 3 else self.shear_strains)]
         stresses: dict[int, list] = {j: [] for j in range(6)}
-        for j, value in tqdm(jobs, desc="elastic strains", disable=not self.progress, leave=False):
+        for j, value in tqdm(jobs, desc="elastic strains", disable=hidden(self.progress), leave=False):
             strained = base.copy()
             strained.calc = calculator
             strained.set_cell(cell0 @ (np.eye(3) + voigt_strain_matrix(j, value)), scale_atoms=True)

@@ -11,6 +11,7 @@ from ase.eos import EquationOfState
 from ase.units import GPa
 from tqdm.auto import tqdm
 
+from optbench.progress import hidden
 from optbench.properties.base import (
     Property,
     attach,
@@ -52,7 +53,7 @@ class EOS(Property):
         cell0 = base.get_cell().array.copy()
         factors = np.linspace(1 - self.volume_range, 1 + self.volume_range, self.n_points)
         volumes, energies = [], []
-        for f in tqdm(factors, desc="eos volumes", disable=not self.progress, leave=False):
+        for f in tqdm(factors, desc="eos volumes", disable=hidden(self.progress), leave=False):
             scaled = base.copy()
             scaled.calc = calculator
             scaled.set_cell(cell0 * f ** (1 / 3), scale_atoms=True)

@@ -16,6 +16,7 @@ from phonopy.structure.atoms import PhonopyAtoms
 from tqdm.auto import tqdm
 
 from optbench.errors import InputError
+from optbench.progress import hidden
 from optbench.properties.base import Property, attach, relax, require, require_periodic_3d
 
 
@@ -65,7 +66,7 @@ def band_yaml(ph: Phonopy) -> str:
 def displaced_forces(ph: Phonopy, calculator, subtract_residual: bool, progress: bool) -> np.ndarray:
     """Forces (eV/Å) on phonopy's displaced supercells, minus those on the perfect supercell."""
     forces = []
-    for sc in tqdm(ph.supercells_with_displacements, desc="phonon displacements", disable=not progress, leave=False):
+    for sc in tqdm(ph.supercells_with_displacements, desc="phonon displacements", disable=hidden(progress), leave=False):
         forces.append(attach(to_ase(sc), calculator).get_forces())
     forces = np.array(forces)
     if subtract_residual:
