@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 
 PROBE = "probe"
+PER_TEST_FILE = 8  # structures of each test file of the other datasets that a measure takes (frames_outside)
 
 _CRYSTALS = [  # (symbols, crystal structure, a in Å, extra kwargs)
     ("Cu", "fcc", 3.61, {}), ("Al", "fcc", 4.05, {}), ("Ni", "fcc", 3.52, {}), ("Fe", "bcc", 2.87, {}),
@@ -143,7 +144,7 @@ def columns(result: Mapping[str, Mapping]) -> dict:
     return out
 
 
-def frames_outside(test_files: Mapping[str, Sequence[str | Path]], inside: str, per_set: int = 8) -> dict[str, list[Atoms]]:
+def frames_outside(test_files: Mapping[str, Sequence[str | Path]], inside: str, per_set: int = PER_TEST_FILE) -> dict[str, list[Atoms]]:
     """Structures of the other datasets (the first `per_set` of each test file), by dataset: what a
     model fine-tuned on `inside` should not forget."""
     from ase.io import read

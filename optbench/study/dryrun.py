@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from itertools import product
 
 from optbench.config import FinetuneConfig
 from optbench.study.config import StudyConfig
-from optbench.study.cost import MACHINE, REPORT_S, WORKER_START_S, hvps, regime_cost, trial_seconds
+from optbench.study.cost import (
+    MACHINE,
+    REPORT_S,
+    REPORT_S_PER_TRIAL,
+    WORKER_START_S,
+    curvature_seconds,
+    forgetting_seconds,
+    regime_cost,
+    trial_seconds,
+)
 from optbench.study.trials import ResolvedDataset, resolve_dataset
 from optbench.study.validate import validate_study
 
@@ -80,25 +90,28 @@ def make_plan(study: StudyConfig, datasets: dict[str, ResolvedDataset]) -> Plan:
                                 max_time_s=study.max_time_s, refine_steps=study.refine_steps if study.refine else 0,
                                 refine_structures=n_refine)
             props = _property_costs(study, ds, cost)
+            others = [(regime_cost(bb, o.regime)[0], len(o.tests)) for o in datasets.values() if o.name != ds.name]
+            forget = forgetting_seconds(cost, others)
             plan.analyses.setdefault("properties (pretrained model)", []).extend(props)
-            for opt, grid in study.optimizers.items():
+            for (opt, grid), strategy in product(study.optimizers.items(), study.strategies):
                 n_lr = study.lr_grid_size if study.lr_grid == "auto" else len(grid.lrs)
-                if study.lr_grid == "auto":
+                if study.lr_grid == "auto" and strategy == study.strategies[0]:  # one range test for every strategy
                     plan.lr_range.append(cost.trial_s + study.lr_range_steps * cost.step_s * study.batch_size / 4)
                 plan.trials += [one] * (n_lr * n_seeds)
-                plan.rows.append({"dataset": ds.name, "backbone": bb, "optimizer": opt, "lrs": grid.lrs or f"auto ({n_lr})",
+                label = opt if study.strategies == ["full"] else f"{opt} [{strategy}]"
+                plan.rows.append({"dataset": ds.name, "backbone": bb, "optimizer": label, "lrs": grid.lrs or f"auto ({n_lr})",
                                   "seeds": n_seeds, "trials": n_lr * n_seeds, "s_per_trial": one})
                 plan.analyses.setdefault("properties", []).extend(props * (models * n_seeds))
                 if cv is not None:
                     for ck in cv.checkpoints:
                         if ck != "refined" or study.refine:
-                            n = hvps(ck, cv.n_iter or 2 * cv.k + 10, cv.k if cv.n_probes is None else cv.n_probes, cv.n_slq)
-                            plan.analyses.setdefault("curvature", []).append(
-                                cost.curvature_s + n * cv.n_structures * cost.hvp_s)
+                            plan.analyses.setdefault("curvature", []).append(curvature_seconds(
+                                cost, ck, n_structures=cv.n_structures, n_iter=cv.n_iter or 2 * cv.k + 10,
+                                n_probes=cv.k if cv.n_probes is None else cv.n_probes, n_slq=cv.n_slq))
                 if study.forgetting:
-                    plan.analyses.setdefault("forgetting", []).extend([cost.forgetting_s] * n_seeds)
+                    plan.analyses.setdefault("forgetting", []).extend([forget] * n_seeds)
             if study.forgetting:  # the pretrained predictions a worker computes once per dataset
-                plan.per_worker.append(cost.forgetting_s)
+                plan.per_worker.append(forget)
     return plan
 
 
@@ -117,23 +130,25 @@ def estimate(plan: Plan, executor: str, workers: int) -> dict[str, float]:
     out = {"trial_workers": trial_workers, "analysis_workers": analysis_workers, "lr_range_s": sum(plan.lr_range),
            "trials_s": makespan(plan.trials, trial_workers) + WORKER_START_S,
            "analyses_s": makespan(jobs, analysis_workers) + (WORKER_START_S if analysis_workers > 1 else 0),
-           "report_s": REPORT_S, "cpu_s": sum(plan.lr_range) + sum(plan.trials) + sum(jobs)}
+           "report_s": REPORT_S + REPORT_S_PER_TRIAL * len(plan.trials), "cpu_s": sum(plan.lr_range) + sum(plan.trials) + sum(jobs)}
     out["total_s"] = out["lr_range_s"] + out["trials_s"] + out["analyses_s"] + out["report_s"]
     return out
 
 
 def format_plan(study: StudyConfig, plan: Plan, executor: str, workers: int) -> str:
-    head = f"{'dataset':12s} {'backbone':10s} {'optimizer':13s} {'learning rates':28s} {'seeds':>5s} {'trials':>6s} {'s/trial':>8s}"
+    w = max([13, *(len(r["optimizer"]) for r in plan.rows)])  # "optimizer [strategy]" where strategies are crossed
+    head = f"{'dataset':12s} {'backbone':10s} {'optimizer':{w}s} {'learning rates':28s} {'seeds':>5s} {'trials':>6s} {'s/trial':>8s}"
     lines = [f"study '{study.name}': checked (optimizers, data files, backbones, property settings); "
              f"{len(plan.trials)} trials", "", head, "-" * len(head)]
     for r in plan.rows:
         lrs = ", ".join(f"{x:g}" for x in r["lrs"]) if isinstance(r["lrs"], list) else r["lrs"]
-        lines.append(f"{r['dataset']:12s} {r['backbone']:10s} {r['optimizer']:13s} {lrs:28s} {r['seeds']:5d} "
+        lines.append(f"{r['dataset']:12s} {r['backbone']:10s} {r['optimizer']:{w}s} {lrs:28s} {r['seeds']:5d} "
                      f"{r['trials']:6d} {r['s_per_trial']:8.0f}")
     cks = study.curvature.checkpoints if study.curvature is not None else []
     within = " (its final spectrum within the refined analysis)" if "refined" in cks and "final" not in cks else ""
     curv = f"; curvature on seed {study.seeds[0]} only, at {', '.join(cks)}{within}" if cks else ""
-    lines += ["", f"analyses of the selected LR of each dataset x backbone x optimizer, every seed{curv}:"]
+    axes = "dataset x backbone x optimizer" + ("" if study.strategies == ["full"] else " x strategy")
+    lines += ["", f"analyses of the selected LR of each {axes}, every seed{curv}:"]
     lines += [f"  {kind:32s} {len(jobs):5d} jobs {sum(jobs):9.0f} s" for kind, jobs in plan.analyses.items() if jobs]
     t = estimate(plan, executor, workers)
     lines += ["", f"estimated wall time, {executor} executor with {t['trial_workers']} worker(s) for trials and "

@@ -10,7 +10,8 @@ the steepest LRs of its two regimes (one significant digit); the paper grids are
 geometric mean over the four regimes (LRs sqrt(10) apart), kept below the lowest divergence LR / 3.
 
 `paper-cpu`, sized with the measured costs of optbench.study.cost (CPU seconds of one core, CHGNet,
-one torch thread, 2026-11-26) to finish in about 86 min with `--executor process --workers 2` where the
+one torch thread, 2026-11-26) to finish in about 86 min (measured: 67.6 min; the re-measured table estimates
+1 h 08 min) with `--executor process --workers 2` where the
 two workers have the two cores to themselves (the estimate `optbench run --preset paper-cpu --dry-run
 --executor process --workers 2` prints: 2 h 48 min of CPU work; a 16-trial study with these settings
 needed 17% more CPU than estimated, with half its trials on a cold cache, so about 100 min on a quiet

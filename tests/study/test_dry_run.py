@@ -87,3 +87,18 @@ def test_properties_before_and_after_refinement_are_jobs(tmp_path, ethanol_small
     with pytest.raises(Exception, match="need refine: true"):
         StudyConfig(datasets=[{"name": "mol", "train": str(ds.train)}], optimizers={"adamw": {"lrs": [1e-3]}},
                     properties=["final", "refined"], refine=False)
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper-cpu", "strategies"])
+def test_the_plan_counts_the_trials_the_study_runs(preset, tmp_path):
+    """Strategies are a study axis: the dry run counts (and costs) every trial that `expand` makes."""
+    from optbench.study.trials import expand
+
+    study = load_study(preset=preset)
+    datasets = {d.name: resolve_dataset(d) for d in study.datasets}
+    plan = make_plan(study, datasets)
+    assert len(plan.trials) == len(expand(study, tmp_path, datasets))
+    assert sum(r["trials"] for r in plan.rows) == len(plan.trials)
+    if preset == "strategies":
+        assert len(plan.trials) == 2 * 3 * 3 * 2 and "forgetting" in plan.analyses
+        assert len(plan.analyses["forgetting"]) == 2 * 3 * 3 * 2  # each selected trial, every seed
