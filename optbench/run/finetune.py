@@ -123,6 +123,10 @@ class FinetuneRun:
 
     def _refine(self, loop: TrainingLoop, state: TrainState, result: dict, metrics: dict) -> None:
         t0 = time.perf_counter()
+        apart = [what for what, on in (("lr_factors", bool(self.config.lr_factors)), ("replay", bool(self.replay))) if on]
+        if apart:  # the refinement has one step size (its line search's) and the training structures only
+            log.info(f"L-BFGS refinement: {' and '.join(apart)} do not apply to it (training structures, one step size; "
+                     "frozen groups stay frozen)")
         refined = refine(loop)
         refined["wall_time_s"] = time.perf_counter() - t0
         self.phases.add("refine", refined["wall_time_s"])

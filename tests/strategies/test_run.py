@@ -78,3 +78,22 @@ def test_interrupted_run_resumes_to_the_same_numbers(config, straight, monkeypat
     assert not RunDir(resumed.out).results_path.exists()
     monkeypatch.setattr(TrainingLoop, "_after_step", after_step)
     assert _numbers(finetune(resumed)) == _numbers(straight)
+
+
+def test_the_refinement_keeps_frozen_groups_and_says_what_does_not_apply(run_config, tmp_path):
+    """L-BFGS after a strategy: the same trainable parameters, training structures only, one step size."""
+    cfg = FinetuneConfig(**{**run_config, "max_steps": 2, "strategy": f"{STRATEGY}+replay:0.25", "lr_factors": FACTORS,
+                            "refine": "lbfgs", "refine_steps": 1, "refine_structures": 4, "out": tmp_path / "refined"})
+    result = finetune(cfg)
+    assert result["status"] == "completed" and result["refine"]["status"] == "completed"
+    assert len(result["refine"]["losses"]) == 2  # one step, then the loss where it ended
+    run = RunDir(cfg.out)
+    start = torch.load(run.checkpoint("start"), weights_only=False)["model_state"]
+    refined = torch.load(run.checkpoint("refined"), weights_only=False)["model_state"]
+    final = torch.load(run.checkpoint("final"), weights_only=False)["model_state"]
+    groups = load_backbone("chgnet").parameter_groups()
+    for name in groups["embedding"] + groups["readout"]:
+        assert _same_bits(refined[name], start[name]), name
+    assert any(not torch.equal(refined[n], final[n]) for n in groups["interaction"])  # the refinement stepped
+    log = (cfg.out / "log.txt").read_text()
+    assert "L-BFGS refinement: lr_factors and replay do not apply to it" in log
