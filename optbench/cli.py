@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from optbench.cli_args import kv as _kv
+from optbench.cli_args import leaf_parsers as _leaf_parsers
 from optbench.cli_args import named_keys as _named_keys
 from optbench.cli_args import positive_int, property_name
 from optbench.errors import InputError, exit_code
@@ -236,15 +237,6 @@ def _cmd_export(args) -> int:
     return 0
 
 
-def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
-    """The parsers of every command (`data generate`, not `data`)."""
-    out = []
-    for parser in sub.choices.values():
-        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        out += _leaf_parsers(nested[0]) if nested else [parser]
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     from optbench import __version__
     from optbench.cli_args import use_help_formatter
@@ -253,7 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"optbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report):
+    from optbench import cli_cache  # `optbench cache`, a command module of its own
+
+    for add in (_add_finetune, _add_evaluate, _add_data, _add_property, _add_curvature, _add_run, _add_report,
+                cli_cache.add_arguments):
         add(sub)
     for command in _leaf_parsers(sub):
         command.add_argument("--threads", type=positive_int, metavar="N", default=None,

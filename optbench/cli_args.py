@@ -186,3 +186,12 @@ def finetune_overrides(args: argparse.Namespace) -> dict:
 def named_keys(args) -> set[str]:
     """Label kinds whose key the user named on the command line (they must exist in the data)."""
     return {k for k in ("energy", "forces", "stress", "virial") if getattr(args, f"{k}_key", None) is not None}
+
+
+def leaf_parsers(sub) -> list[argparse.ArgumentParser]:
+    """The parsers of every command (`data generate`, not `data`)."""
+    out = []
+    for parser in sub.choices.values():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        out += leaf_parsers(nested[0]) if nested else [parser]
+    return out

@@ -15,6 +15,9 @@ graphs of a whole list of frames in one file, `<root>/graphs/<key[:2]>/<key>.pt`
 - graphs of one plain class are stored one tensor per attribute (`_pack`): loading 1000 CHGNet
   graphs then takes milliseconds instead of half a second.
 
+Entries are never evicted: `optbench cache` shows the size per kind and `optbench cache clear [--older-than
+DAYS] [--kind K]` removes entries (optbench.cli_cache); what a run needs again is featurized again.
+
 The frames parsed from an extxyz file are kept too (`cached_read`, `<root>/frames/...pkl`, keyed
 by the file's bytes and the reading settings), so that a warm evaluation imports no extxyz parser.
 """
@@ -285,3 +288,4 @@ def cached_read(path: Path, settings: dict, read: Callable[[], list]) -> list:
         with contextlib.suppress(OSError):  # the cache is an optimisation; the frames are in hand
             _store(entry, frames, "frames")
     return frames
+

@@ -22,7 +22,7 @@ def leaves() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_command_is_reachable():
     assert set(leaves()) == {"finetune", "evaluate", "data generate", "data list", "data fetch", "property",
-                             "curvature", "run", "report", "export"}
+                             "curvature", "run", "report", "export", "cache info", "cache clear"}
 
 
 def test_finetune_flags_become_typed_config_fields():
@@ -89,7 +89,8 @@ def test_help_prints_every_default(command, capsys):
             continue
         assert f"(default: {default})" in text, (command, action.dest)
         checked.append(action.dest)
-    assert checked or command in ("data list", "data fetch", "report", "export")  # the commands without a default to show
+    # the commands without a default to show
+    assert checked or command in ("data list", "data fetch", "report", "export", "cache info", "cache clear")
 
 
 @pytest.mark.parametrize("argv, needle", [
