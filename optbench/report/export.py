@@ -10,6 +10,11 @@
 - run.json: the exact command of each `optbench run` session, the git commit and package versions it ran
   with, the study's wall time (sum over its sessions), and where and when the export was made.
 
+Paths into optbench's built-in suites are written from the package's folder on
+(`optbench/suite/crystal/train.extxyz`), in every text file of the export alike and byte for byte
+otherwise, so that an export names no folder of the machine that ran the study; the sha256 beside
+each input path identifies the file.
+
 Never copied: model weights (trials/*/model/), checkpoints, the graph cache, log files. `optbench report
 DEST` rebuilds the same tables from the export; figures that need more (the phonon reference bars) read
 the exported manifests.
@@ -30,6 +35,27 @@ RUN_JSON = "run.json"  # the export's provenance record
 DATASETS = "datasets"  # DEST/datasets/<name>/manifest.json: each dataset's manifest (reference values)
 TRIAL_FILES = (RunDir.RESULTS, RunDir.METRICS, RunDir.CRASH, RunDir.ERROR)
 ANALYSIS_SUFFIXES = (".json", ".txt")  # records and tracebacks; figures and band.yaml stay behind
+TEXT_SUFFIXES = (".json", ".jsonl", ".txt", ".csv", ".md", ".html", ".yaml")  # where package paths are rewritten
+
+
+def _suite_paths():
+    """Absolute paths into a built-in suite (`/any/folders/optbench/suite/...`, wherever the package sat
+    when the study ran), as a bytes pattern whose match is the part to cut."""
+    import re
+
+    import optbench
+
+    marker = f"{Path(optbench.__file__).resolve().parent.name}/suite/".encode()
+    return re.compile(rb"(?:/[^/\s\"']+)+/(?=" + re.escape(marker) + rb")")
+
+
+def _copy(src: Path, dst: Path, suite_paths) -> None:
+    """Copy one file, byte for byte but for the folders before `optbench/suite/` in a text file's paths."""
+    if dst.suffix not in TEXT_SUFFIXES:
+        shutil.copy2(src, dst)
+        return
+    dst.write_bytes(suite_paths.sub(b"", src.read_bytes()))
+    shutil.copystat(src, dst)
 
 
 def exported_manifest(study: StudyDir, dataset: str) -> Path:
@@ -69,16 +95,17 @@ def export_study(folder: str | Path, dest: str | Path) -> dict:
     files = _files(src)
     tmp = dest.with_name(f".{dest.name}.export.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    suite_paths = _suite_paths()
     for rel in files:
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src.path / rel, tmp / rel)
+        _copy(src.path / rel, tmp / rel, suite_paths)
     index = src.index()
     for name, ds in (index.get("datasets") or {}).items():
         manifest = Path(ds["folder"]) / "manifest.json" if ds.get("folder") else None
         if manifest is not None and manifest.is_file():
             target = exported_manifest(StudyDir(tmp), name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(manifest, target)
+            _copy(manifest, target, suite_paths)
     sessions = index.get("sessions") or []
     record = {
         "study": index.get("name"), "study_hash": index.get("study_hash"),
@@ -90,6 +117,7 @@ def export_study(folder: str | Path, dest: str | Path) -> dict:
         "trials": len(index.get("trials", [])),
         "exported": {"from": str(src.path.resolve()), "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "command": command_line(), "git": git_commit(), "versions": package_versions(), "files": len(files)},
+        "paths": "paths into optbench's built-in suites start at the package's folder (optbench/suite/...)",
         "not_exported": "model weights (trials/*/model/), checkpoints, the graph cache (cache/), log files, "
                         "the analyses' figures and phonopy band.yaml files",
     }

@@ -68,3 +68,25 @@ def test_a_checkpoint_of_another_model_is_an_input_error(sequential, tmp_path):
     torch.save({"model_state": {"nope": torch.zeros(1)}}, bad / "checkpoints" / "final.pt")
     with pytest.raises(InputError, match="not a checkpoint of this run's model"):
         load_backbone(bad / "checkpoints" / "final.pt")
+
+
+def test_export_names_the_packages_files_relative_to_it(sequential, tmp_path, cli_console):
+    """A path into a built-in suite is exported from the package's folder on, in every text file alike and byte
+    for byte otherwise: the export names no folder of the machine that ran the study."""
+    from pathlib import Path
+
+    import optbench
+
+    _, out = sequential
+    study = tmp_path / "study"
+    shutil.copytree(out, study)
+    suite = Path(optbench.__file__).resolve().parent / "suite" / "crystal" / "train.extxyz"
+    (study / "analyses" / "note").mkdir(parents=True)
+    (study / "analyses" / "note" / "error.txt").write_bytes(f"read {suite}\r\nand /elsewhere/optbench/suite/x\r\n".encode())
+    assert main(["export", str(study), str(tmp_path / "dest")]) == 0
+    assert (tmp_path / "dest" / "analyses" / "note" / "error.txt").read_bytes() == \
+        b"read optbench/suite/crystal/train.extxyz\r\nand optbench/suite/x\r\n"
+    assert (tmp_path / "dest" / "results.csv").read_bytes() == (study / "results.csv").read_bytes()
+    prefix = str(Path(optbench.__file__).resolve().parent.parent)
+    texts = [p.read_text() for p in (tmp_path / "dest").rglob("*") if p.suffix in (".json", ".jsonl", ".csv", ".md", ".txt")]
+    assert texts and not any(f"{prefix}/optbench" in t for t in texts)

@@ -32,3 +32,12 @@ def test_the_committed_study_says_how_it_was_run_and_carries_no_weights():
     files = [p.relative_to(PUBLISHED).as_posix() for p in PUBLISHED.rglob("*") if p.is_file()]
     assert sum(f.endswith("/results.json") for f in files) == 168
     assert not [f for f in files if f.endswith((".pt", ".pth", ".pth.tar", ".safetensors")) or "/model/" in f]
+
+
+def test_the_committed_study_names_optbench_files_relative_to_the_package():
+    """No absolute path to a built-in suite (the machine that ran it): `optbench/suite/...` instead."""
+    import re
+
+    texts = [p.read_text() for p in PUBLISHED.rglob("*") if p.suffix in (".json", ".jsonl", ".csv", ".md")]
+    assert any('"optbench/suite/' in t for t in texts)
+    assert not [t for t in texts if re.search(r'"/[^"]*/optbench/suite/', t)]
