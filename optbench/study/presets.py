@@ -9,34 +9,27 @@ LR where the smoothed loss passed 4x its minimum. The quick study's LR is the ge
 the steepest LRs of its two regimes (one significant digit); the paper grids are `lr_grid` around the
 geometric mean over the four regimes (LRs sqrt(10) apart), kept below the lowest divergence LR / 3.
 
-`paper-cpu`, sized with the measured costs of optbench.study.cost (CPU seconds of one core, CHGNet,
-one torch thread, 2026-11-26) to finish in about 86 min (measured: 67.6 min; the re-measured table estimates
-1 h 08 min) with `--executor process --workers 2` where the
-two workers have the two cores to themselves (the estimate `optbench run --preset paper-cpu --dry-run
---executor process --workers 2` prints: 2 h 48 min of CPU work; a 16-trial study with these settings
-needed 17% more CPU than estimated, with half its trials on a cold cache, so about 100 min on a quiet
-machine). Other jobs on the machine stretch it in proportion (that 16-trial study took twice its
-estimated wall time at load average 3):
+`paper-cpu`, sized with the measured costs of optbench.study.cost (their one home; `optbench run --preset
+paper-cpu --dry-run --executor process --workers 2` prints the estimate from them) to finish well within
+2 hours with `--executor process --workers 2` where the two workers have the two cores to themselves
+(measured: 67.6 min, the published run in results/paper-cpu). Other jobs on the machine stretch it in
+proportion:
 - the four built-in regimes x CHGNet x the seven optimizers x 2 LRs each (`paper_grid(name, 2)`: the
   steepest-descent LR and one sqrt(10) below; every chosen LR therefore sits at an edge of its grid,
   and which edge says where a better one may lie) x 3 seeds = 168 trials;
 - each trial: batch 4, a wall-time budget of 15 s of training (max_time_s; at most 100 steps),
-  validation every 10 steps, then 2 L-BFGS steps on 4 training structures. Measured per step (CPU s):
-  molecular 0.20, crystal 0.23, liquid 3.1, interface 2.8, so 15 s is about 70, 60, 5 and 5 steps on a
-  core of its own (fewer under load: the budget is wall time, results.csv has the steps each trial ran);
-  measured per trial beside the training (model load, the final and refined evaluations of every split,
-  the refinement): molecular 3.5 + 0.6 s, crystal 1.6 + 0.8 s, liquid 40.6 + 10.6 s, interface 28.8 +
-  10.2 s; so about 19, 18, 71 and 59 s a trial. The water regimes are dominated by evaluating their
-  48-atom boxes (0.25 s a structure), which no budget setting removes;
+  validation every 10 steps, then 2 L-BFGS steps on 4 training structures. The budget is wall time:
+  a regime's step cost decides how many steps fit (about 70, 60, 5 and 5 on molecular, crystal, liquid
+  and interface in the published run; fewer under load; results.csv has the steps each trial ran). The
+  water regimes' trials are dominated by evaluating their 48-atom boxes, which no budget setting removes;
 - properties of each selected trial before and after the refinement (`properties: [final, refined]`) for
-  molecular (vibrations, 2.6 s a molecule) and crystal (EOS, elastic, phonons; 0.3-1.3 s a crystal). The
-  liquid and interface MD observables are left out: CHGNet costs 0.27 s of one core per MD step on the
-  16-water box, so even a 300-step run (which resolves none of the observables) costs 81 s a model, 6800 s
-  for the 84 models before and after refinement;
+  molecular (vibrations) and crystal (EOS, elastic, phonons). The liquid and interface MD observables are
+  left out: even a 300-step CHGNet run on the 16-water box, which resolves none of them, costs over a
+  minute of one core a model, for the 84 models before and after refinement;
 - curvature of the first seed's trials at start and refined (the refined analysis holds the final one,
   before the refinement): 1 structure, k = 2, 12 Lanczos steps (where lambda_1/lambda_2 of P^1/2 H P^1/2
-  converged on the trials tried; 5 did not), 1 Hutchinson probe, 1 SLQ vector; 12 s (molecular) to 120 s (liquid) a trial;
-- forgetting of every selected trial (probe set and the other regimes' test structures, 4-11 s).
+  converged on the trials tried; 5 did not), 1 Hutchinson probe, 1 SLQ vector;
+- forgetting of every selected trial (probe set and the other regimes' test structures).
 """
 
 from __future__ import annotations
