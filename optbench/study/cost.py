@@ -72,7 +72,7 @@ class RegimeCost:
 # at 16); forgetting split into its fixed part and the other regimes' structures (`forgetting_s`, `eval_s`:
 # the probe set alone 0.4 s; 12 test frames of liquid water 2.1 s, of the water film 1.7 s, of crystals 0.1 s;
 # `eval_s` fitted to the four forgetting jobs below, each within 10%). Liquid and interface re-measured the same
-# day with --skip-properties (trial and curvature 25-30% cheaper than in the first measurement).
+# day, twice (trial, curvature and MD 25-40% cheaper than in the first measurement).
 MEASURED: dict[tuple[str, str], RegimeCost] = {
     # molecular: 36 training molecules of 9-12 atoms, 120 evaluated; trial 12.9 s (evaluate 3.5, train 6.7,
     # refine 1.2); vibrations of ethanol, malonaldehyde, butane 1.4, 1.2, 3.2 s; curvature start/final/refined
@@ -85,19 +85,18 @@ MEASURED: dict[tuple[str, str], RegimeCost] = {
     ("chgnet", "crystal"): RegimeCost(trial_s=1.6, step_s=0.185, valid_s=0.08, refine_s=0.067, hvp_s=0.056,
                                       hvp_fixed_s=0.10, curvature_s=0.6, forgetting_s=0.5, eval_s=0.009,
                                       properties={"elastic": 0.8, "eos": 0.2, "phonons": 0.5}),
-    # liquid: 30 training boxes of 16 waters (48 atoms), 80 evaluated; trial 180.0 s (evaluate 52.4 with the E0 pass
-    # and zero-shot predictions that later trials read from the cache, train 99.2, refine 25.2); curvature
-    # 18.7/35.1/69.9 s; forgetting 3.3 s; MD 81.4 s for 300 steps (first measurement, not re-measured). The fixed
-    # part is the first measurement's warm 40.6 s scaled by this one's train ratio (0.74)
-    ("chgnet", "liquid"): RegimeCost(trial_s=30.0, step_s=2.3, valid_s=1.5, refine_s=1.05, hvp_s=1.16,
+    # liquid: 30 training boxes of 16 waters (48 atoms), 80 evaluated; trial 180.0 s on a cold cache (evaluate 52.4
+    # with the E0 pass and zero-shot predictions), 151.2 s warm (evaluate 31.0, train 94.1, refine 24.7);
+    # curvature 16.3-18.7/31.7-35.1/63.6-69.9 s; forgetting 3.0-3.3 s; MD 55.0 s for 300 steps
+    ("chgnet", "liquid"): RegimeCost(trial_s=32.3, step_s=2.3, valid_s=1.5, refine_s=1.05, hvp_s=1.16,
                                      hvp_fixed_s=0.12, curvature_s=1.6, forgetting_s=0.5, eval_s=0.2,
-                                     properties={"md": 0.27}),
-    # interface: 30 training water films, 65 evaluated; trial 143.1 s (evaluate 34.3, train 89.2, refine 17.8);
-    # curvature 15.2/29.3/60.7 s; forgetting 5.4 s; slab MD 71.1 s for 300 steps (first measurement). Fixed part as
-    # for liquid: 28.8 s x 0.74
-    ("chgnet", "interface"): RegimeCost(trial_s=21.0, step_s=2.07, valid_s=1.3, refine_s=0.74, hvp_s=1.02,
+                                     properties={"md": 0.18}),
+    # interface: 30 training water films, 65 evaluated; trial 143.1 s cold (evaluate 34.3), 118.5 s warm (evaluate
+    # 18.4, train 82.8, refine 17.1); curvature 14.1-15.2/27.9-29.3/60.7 s; forgetting 5.4 s; slab MD 46.4 s for
+    # 300 steps
+    ("chgnet", "interface"): RegimeCost(trial_s=18.6, step_s=2.07, valid_s=1.3, refine_s=0.74, hvp_s=1.02,
                                         hvp_fixed_s=0.12, curvature_s=0.5, forgetting_s=0.5, eval_s=0.14,
-                                        properties={"interface": 0.24}),
+                                        properties={"interface": 0.155}),
 }
 
 
