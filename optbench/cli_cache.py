@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from optbench.errors import InputError
+from optbench.featcache import KINDS
 
 
 def add_arguments(sub) -> None:
@@ -42,9 +43,6 @@ def run(args) -> int:
         ages = "" if not u["entries"] else f", written {u['newest_days']:.1f}-{u['oldest_days']:.1f} days ago"
         print(f"  {kind:12s} {u['entries']:6d} entries {u['bytes'] / 1e6:9.1f} MB{ages}")
     return 0
-
-
-KINDS = ("graphs", "predictions", "frames")  # what this cache writes under its root (gpaw-setups/ is not ours)
 
 
 def _entries(root: Path, kinds: Sequence[str]):

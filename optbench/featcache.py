@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import torch
 
 FORMAT = 1  # bump when what an entry holds changes
+KINDS = ("graphs", "predictions", "frames")  # the folders of entries under the root (gpaw-setups/ there is not ours)
 ENV = "OPTBENCH_CACHE"
 
 
@@ -288,4 +289,3 @@ def cached_read(path: Path, settings: dict, read: Callable[[], list]) -> list:
         with contextlib.suppress(OSError):  # the cache is an optimisation; the frames are in hand
             _store(entry, frames, "frames")
     return frames
-
