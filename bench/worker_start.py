@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 
-def _first_job(_: int) -> float:
+def _first_job(_: int) -> int:
     import os
 
     import torch
