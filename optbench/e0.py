@@ -155,10 +155,10 @@ def fit_reference_energies(backbone, fset, batch_size: int = 16) -> dict:
     """
     from ase.data import chemical_symbols
 
-    from optbench.evaluate import predict_set
+    from optbench.evaluate import predict_energies
 
     frames = [f for f in fset.frames if f.energy is not None]
-    pred = predict_set(backbone, fset, batch_size)["energy"]
+    pred = predict_energies(backbone, fset, batch_size)
     resid = np.array([f.energy - p for f, p in zip(fset.frames, pred) if f.energy is not None])
     zs = sorted({int(z) for f in frames for z in f.atoms.numbers})
     counts = _counts(frames, zs)

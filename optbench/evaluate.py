@@ -43,6 +43,23 @@ def predict_set(backbone: Backbone, fset: FeaturizedSet, batch_size: int = 16) -
     return cached_predictions(backbone, fset, batch_size, _predict_set)
 
 
+def predict_energies(backbone: Backbone, fset: FeaturizedSet, batch_size: int = 16) -> list[float]:
+    """Energy (eV) of every frame, without forces where the backbone can skip them: the same
+    numbers as `predict_set(...)["energy"]` for less (cached like it, as its own entry)."""
+    from optbench.featcache import cached_predictions
+
+    return cached_predictions(backbone, fset, batch_size, _predict_energies, forces=False)["energy"]
+
+
+def _predict_energies(backbone: Backbone, fset: FeaturizedSet, batch_size: int) -> dict[str, list]:
+    energy: list[float] = []
+    with inference(backbone):
+        for start in range(0, len(fset), batch_size):
+            e = backbone.predict_energy(fset.graphs[start : start + batch_size])
+            energy.extend(float(x) for x in e.double().cpu().numpy())
+    return {"energy": energy}
+
+
 def _predict_set(backbone: Backbone, fset: FeaturizedSet, batch_size: int) -> dict[str, list[np.ndarray]]:
     every = list(range(len(fset)))
     energy, forces, stress = predict_groups(backbone, fset, batch_size, [(every, fset.any_stress)])

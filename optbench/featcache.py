@@ -246,19 +246,21 @@ def weights_key(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def cached_predictions(backbone, fset, batch_size: int, compute) -> dict:
+def cached_predictions(backbone, fset, batch_size: int, compute, *, forces: bool = True) -> dict:
     """compute(backbone, fset, batch_size), from the cache inside `remember_predictions()`.
 
-    The key holds the structures and graph settings, the weights, the batch size, whether stress
-    is predicted, the device and the thread count: everything the numbers depend on on CPU.
+    The key holds the structures and graph settings, the weights, the batch size, whether forces
+    (False: energies alone) and stress are predicted, the device and the thread count: everything
+    the numbers depend on on CPU.
     """
     import torch
 
     root, settings = cache_root(), graph_settings(backbone)
     if not _REMEMBER.get() or root is None or settings is None or not len(fset):
         return compute(backbone, fset, batch_size)
-    extra = {"weights": weights_key(backbone.model), "batch_size": batch_size, "stress": bool(fset.any_stress),
-             "device": str(backbone.device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    extra = {"weights": weights_key(backbone.model), "batch_size": batch_size, "stress": bool(fset.any_stress) and forces,
+             "device": str(backbone.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+             **({} if forces else {"forces": False})}  # the key of an entry with forces is as it was
     path = entry_path(content_key(fset.frames, {**settings, **extra}), root, "predictions")
     pred = _load(path, len(fset), "cpu", "predictions")
     if pred is None:

@@ -41,3 +41,13 @@ def configure(threads: int | None = None) -> int:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
     return n
+
+
+def room_beside(threads: int) -> bool:
+    """Whether a second job of `threads` threads fits beside this process's own on the CPUs it may
+    run on (the zero-shot evaluation beside the training, optbench.run.zero_shot).
+    OPTBENCH_BESIDE=0 says no, =1 yes, whatever the CPUs."""
+    setting = os.environ.get("OPTBENCH_BESIDE", "").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    return available_cpus() >= 2 * max(threads, 1)

@@ -71,6 +71,12 @@ class Backbone(ABC):
         False is for inference (calculators, evaluation) and skips that cost.
         """
 
+    def predict_energy(self, graphs: Sequence[Any]) -> torch.Tensor:
+        """Energies (B,) eV of a batch, the same numbers as `predict(graphs).energy`; adapters that
+        can skip the force backward do (the E0 refit needs energies only). Call it inside
+        `evaluate.inference`."""
+        return self.predict(graphs, stress=False, create_graph=False).energy.detach()
+
     def higher_derivatives(self):
         """Context in which `predict` builds graphs that will be differentiated three times (the
         curvature of a force loss). Adapters may switch to closed-form higher derivatives there

@@ -59,6 +59,12 @@ class CHGNetBackbone(Backbone):
         s = torch.stack(out["s"]) / GPA_PER_EV_A3 if stress else None
         return Prediction(energy=energy, forces=forces, stress=s, n_atoms=n_atoms)
 
+    def predict_energy(self, graphs: Sequence) -> torch.Tensor:
+        if not self.fast:
+            return super().predict_energy(graphs)
+        with torch.no_grad():  # the forward alone: no force backward, no graph kept
+            return chgnet_fast.energy_of(self.model, graphs, stress=False)[0]
+
     def higher_derivatives(self):
         """SiLU, sigmoid and layer norm with closed-form third derivatives (`higher_order`): a
         Hessian-vector product of a force loss in fewer ops, and exact where torch's layer norm is

@@ -243,6 +243,15 @@ def _keeps_statistics(layer: nn.Module) -> bool:
 
 def predict(model, graphs: Sequence, *, stress: bool = False, create_graph: bool = True) -> Prediction:
     """Energy (B,) eV, forces (N, 3) eV/Å and, with `stress`, stress (B, 3, 3) eV/Å^3 (ASE sign)."""
+    energy, g = energy_of(model, graphs, stress=stress)
+    inputs = [g.positions, g.strain] if stress else [g.positions]
+    grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
+    s = grads[1] / g.volumes[:, None, None] if stress else None
+    return Prediction(energy=energy, forces=-grads[0], stress=s, n_atoms=g.n_atoms)
+
+
+def energy_of(model, graphs: Sequence, *, stress: bool = False) -> tuple[Tensor, _Batch]:
+    """(energy (B,) eV, the batch whose positions and strain it was computed from): the forward."""
     g = _Batch(graphs, stress=stress)
     vec = g.positions[g.atom_graph[:, 0]] - (g.positions[g.atom_graph[:, 1]] + g.shift)
     length = torch.linalg.vector_norm(vec, dim=1)
@@ -279,7 +288,4 @@ def predict(model, graphs: Sequence, *, stress: bool = False, create_graph: bool
     if model.composition_model is not None:
         comp = _composition_energy(model.composition_model, graphs, g)  # eV/atom when the model is intensive
         energy = energy + (comp * g.n_atoms if model.is_intensive else comp)
-    inputs = [g.positions, g.strain] if stress else [g.positions]
-    grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
-    s = grads[1] / g.volumes[:, None, None] if stress else None
-    return Prediction(energy=energy, forces=-grads[0], stress=s, n_atoms=g.n_atoms)
+    return energy, g

@@ -63,6 +63,12 @@ class MACEBackbone(Backbone):
         s = out["stress"] if stress else None  # already -virial/V: ASE sign, eV/Å^3
         return Prediction(energy=out["energy"], forces=out["forces"], stress=s, n_atoms=n_atoms)
 
+    def predict_energy(self, graphs: Sequence) -> torch.Tensor:
+        from mace.tools import torch_geometric
+
+        batch = torch_geometric.Batch.from_data_list(list(graphs)).to_dict()
+        return self.model(batch, training=False, compute_force=False, compute_stress=False)["energy"].detach()
+
     def supported_numbers(self) -> set[int]:
         return set(self.z_table.zs)
 

@@ -24,19 +24,26 @@ from optbench.run.checkpoint import TrainState
 from optbench.run.inputs import RunInputs, featurize
 from optbench.run.loop import TrainingLoop
 from optbench.run.refine import refine
+from optbench.run.zero_shot import ZeroShot
 from optbench.run_folder import RunFolder
 from optbench.strategies import Strategy, prepare
 from optbench.strategies.apply import lora_applied
 from optbench.strategies.lora import describe_lora, merge_lora
 from optbench.strategies.replay import ReplaySet
+from optbench.threads import room_beside
 
 
 class FinetuneRun:
     """One fine-tuning run: its config, checked inputs and folder; `run()` does the work."""
 
-    def __init__(self, config: FinetuneConfig, named_keys: set[str] | None = None):
+    def __init__(self, config: FinetuneConfig, named_keys: set[str] | None = None, beside: bool | None = None):
+        """`beside`: whether the zero-shot evaluation may run beside the training (optbench.run.zero_shot);
+        default where the CPUs have room for it (`threads.room_beside`), on the CPU only."""
         self.phases = Phases()  # results.json's phases_s: read, featurize, setup, evaluate, train, refine, total
         self.config = config
+        if beside is None:
+            beside = str(config.device) == "cpu" and room_beside(torch.get_num_threads())
+        self.beside = beside
         self.dir = RunDir(config.out)
         self.spec = get_spec(config.optimizer)
         self.inputs = RunInputs.read(config, named_keys)  # reading, checks, model load
@@ -73,9 +80,11 @@ class FinetuneRun:
             state = loop.train(state, run)
         loop.deliverable_weights()
         with self.phases("evaluate"):
-            metrics = {"zero_shot": zero["metrics"], "final": loop.evaluate()}
+            metrics = {"zero_shot": zero.metrics(), "final": loop.evaluate()}
+        if zero.beside_s is not None:
+            self.phases.add("evaluate_beside_train", zero.beside_s)  # its own thread: not in the main clock
         checkpoint.save(loop, run, "final", state)
-        result = results.record(cfg, loop, state, zero, metrics, self.folder.inputs, self.inputs.label_coverage,
+        result = results.record(cfg, loop, state, zero.record, metrics, self.folder.inputs, self.inputs.label_coverage,
                                 self.provenance)
         if cfg.refine and not state.diverged:
             self._refine(loop, state, result, metrics)
@@ -91,32 +100,33 @@ class FinetuneRun:
         log.info(f"{result['status']} after {state.step} steps, {result['wall_time_s']:.1f} s wall time -> {run.results_path}")
         return result
 
-    def _start(self, loop: TrainingLoop) -> tuple[dict, TrainState]:
+    def _start(self, loop: TrainingLoop) -> tuple[ZeroShot, TrainState]:
         """(zero-shot record, loop state): read back when resuming, else the E0 refit, the zero-shot
-        evaluation and the start checkpoint."""
+        evaluation (started) and the start checkpoint."""
         cfg, run = self.config, self.dir
         if run.checkpoint("last").exists():
-            zero = run.zero_shot()
+            with self.phases("evaluate"), remember_predictions():  # its metrics, when the kill came before them
+                zero = ZeroShot.resumed(loop, run, self.beside)
             state = checkpoint.resume(loop, self.folder, run)
             self._log_start(loop, state.step)
         else:
             zero, state = self._fresh_start(loop), TrainState()
         if self.replay:  # labels of the start, read back on resume: the batches of an uninterrupted run
-            self.replay.use_labels(zero.get("replay"))
+            self.replay.use_labels(zero.record.get("replay"))
             loop.replay = self.replay.mixer(loop.train_set, self.backbone, cfg)
         return zero, state
 
-    def _fresh_start(self, loop: TrainingLoop) -> dict:
+    def _fresh_start(self, loop: TrainingLoop) -> ZeroShot:
         cfg, run = self.config, self.dir
         self._log_start(loop, None)
         # the E0 refit's prediction pass and the zero-shot evaluation: the same in every run on these files
         with self.phases("evaluate"), remember_predictions():
             e0 = apply_e0(cfg.e0, self.backbone, loop.train_set, self.inputs.isolated_frames, cfg.train, cfg.eval_batch_size)
             log.info(describe_e0(e0))
-            zero = {"e0": e0, "metrics": loop.evaluate()}
+            zero = ZeroShot({"e0": e0}, run).start(loop, self.backbone, self.beside)
             if self.replay:  # pseudo-labels by the model after the E0 setting (optbench.strategies.replay)
-                zero["replay"] = self.replay.label(self.backbone, cfg.eval_batch_size)
-        write_json(run.zero_shot_path, zero)
+                zero.record["replay"] = self.replay.label(self.backbone, cfg.eval_batch_size)
+        zero.write()  # without its metrics while they are computed beside the training
         run.start_metrics()
         checkpoint.save(loop, run, "start", optimizer_state=False)
         return zero
@@ -146,15 +156,17 @@ class FinetuneRun:
             log.info(self.replay.describe(self.config.batch_size))
 
 
-def finetune(config: FinetuneConfig | dict, *, restart: bool = False, named_keys: set[str] | None = None) -> dict:
+def finetune(config: FinetuneConfig | dict, *, restart: bool = False, named_keys: set[str] | None = None,
+             beside: bool | None = None) -> dict:
     """Fine-tune `config.model` and return the results (also written to RUN_DIR/results.json).
 
     Every input is read and checked before the run folder is created; the folder is locked
     while the run works in it. `restart` discards a previous run there; `named_keys` are the
-    label kinds whose key the user named (default: those not at their default name).
+    label kinds whose key the user named (default: those not at their default name); `beside`: whether the
+    zero-shot evaluation may run beside the training (default: where a spare CPU is; optbench.run.zero_shot).
     """
     if isinstance(config, dict):
         config = FinetuneConfig.validated(config)
-    run = FinetuneRun(config, named_keys)  # reads and checks every input before the folder is claimed
+    run = FinetuneRun(config, named_keys, beside)  # reads and checks every input before the folder is claimed
     with run.folder.claimed(), run_log(config.out):
         return run.run(restart)

@@ -65,10 +65,12 @@ class TrainingLoop:
         """The loss weights of the current stage (the run's, or the recipe's stage two)."""
         return self.recipe.weights if self.recipe else self.config.loss_weights
 
-    def evaluate(self, names=None) -> dict:
-        """Metrics of the named sets (default: all) with the weights now in the model."""
+    def evaluate(self, names=None, backbone=None) -> dict:
+        """Metrics of the named sets (default: all) with the weights now in the model (or in `backbone`,
+        a copy: the zero-shot evaluation beside the training)."""
         names = list(self.sets) if names is None else names
-        return evaluate_sets(self.backbone, {n: self.sets[n] for n in names}, self.config.eval_batch_size, self.tags)
+        return evaluate_sets(backbone or self.backbone, {n: self.sets[n] for n in names}, self.config.eval_batch_size,
+                             self.tags)
 
     def step(self, batch) -> tuple[float, dict, float]:
         """One optimizer step on `batch`: (loss, loss parts, gradient norm before clipping)."""

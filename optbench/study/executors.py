@@ -125,7 +125,7 @@ def run_trial(config_json: dict, threads: int | None = None) -> dict:
     cfg = FinetuneConfig.model_validate(config_json)
     t0 = time.perf_counter()
     try:
-        result = finetune(cfg)
+        result = finetune(cfg, beside=False)  # workers fill the CPUs; trials' training times are compared
     except Exception as err:  # recorded with its traceback (crash.json, error.txt), the study goes on
         record = {"status": "crashed", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
                   "wall_time_s": time.perf_counter() - t0, "config_hash": cfg.hash(), "error_file": RunDir.ERROR}

@@ -275,3 +275,27 @@ def test_finetune_is_deterministic_and_resumes_after_a_crash(spec, si_train, tmp
     theirs.calc = own_calculator(bb.name, tmp_path / "c" / "model" / meta["file"])
     np.testing.assert_allclose(theirs.get_forces(), ours.get_forces(), atol=1e-4)
 
+
+
+def test_predict_energy_is_the_energy_of_predict(backbone):
+    """The forward alone (the E0 refit's pass) gives the energies of the full prediction, bit for bit."""
+    from optbench.evaluate import inference
+
+    graphs = [backbone.featurize(a) for a in (silicon(0), silicon(1), water())]
+    with inference(backbone):
+        full = backbone.predict(graphs, create_graph=False).energy.detach()
+        alone = backbone.predict_energy(graphs)
+    assert alone.shape == (3,) and not alone.requires_grad
+    assert torch.equal(alone, full)
+
+
+def test_zero_shot_beside_the_training_is_the_zero_shot_before_it(spec, si_train, tmp_path, monkeypatch):
+    """The evaluation on a copy of the model in a thread (optbench.run.zero_shot) gives the numbers of
+    the one before the training, for every adapter."""
+    from optbench.run import finetune
+
+    monkeypatch.setenv("OPTBENCH_CACHE", "off")  # both compute their predictions
+    before = finetune(_run_config(spec, si_train, tmp_path / "before"), beside=False)
+    beside = finetune(_run_config(spec, si_train, tmp_path / "beside"), beside=True)
+    assert "evaluate_beside_train" in beside["phases_s"]
+    assert beside["metrics"] == before["metrics"]
