@@ -51,3 +51,59 @@ def room_beside(threads: int) -> bool:
     if setting in ("0", "1"):
         return setting == "1"
     return available_cpus() >= 2 * max(threads, 1)
+
+
+class Beside:
+    """`fn(*args)` in a thread, in a copy of the caller's context (its context variables: the prediction
+    cache setting, closed-form derivatives); `result()` waits for it and raises what it raised.
+
+    torch gives the same numbers in the thread as in the caller when the thread builds the autograd
+    graphs it differentiates: a graph built in one thread and differentiated from another runs its
+    backward in another node order (autograd's sequence numbers are per thread), off by rounding."""
+
+    def __init__(self, fn, *args, name: str = "optbench-beside"):
+        import contextvars
+        import threading
+
+        self.seconds: float | None = None  # the thread's wall time, once it has finished
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run, fn, args),
+                                        daemon=True, name=name)
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        import time
+
+        t0 = time.perf_counter()
+        try:
+            self._value = fn(*args)
+        except BaseException as err:  # raised again in the thread that asks for the result
+            self._error = err
+        self.seconds = time.perf_counter() - t0
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (bytes; Linux /proc, else None)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def available_bytes() -> int | None:
+    """Memory the machine can still give (MemAvailable, bytes; Linux /proc, else None)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

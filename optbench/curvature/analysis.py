@@ -3,6 +3,7 @@ trace, spectral density, and the spectral filter u_i^T P u_i along H's top eigen
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 
@@ -15,6 +16,8 @@ from optbench.curvature.precond import Preconditioner, preconditioner_from_state
 from optbench.errors import InputError
 from optbench.loss import LossWeights
 from optbench.optim.spec import preconditioner_spec
+from optbench.provenance import log
+from optbench.threads import Beside, available_bytes, resident_bytes
 
 
 class SubspaceOperator:
@@ -137,6 +140,7 @@ def analyse(
     progress: bool = True,
     operator: HessianOperator | None = None,
     named_params: Sequence[tuple[str, torch.Tensor]] | None = None,
+    beside: bool = False,
 ) -> dict:
     """Hessian spectrum of the loss at the backbone's weights and, with an optimizer state, the
     spectrum of P^1/2 H P^1/2 and the spectral filter of P along H's top eigenvectors.
@@ -145,9 +149,15 @@ def analyse(
     dimensionless for the preconditioned operator since P carries the learning rate). `named_params`: the
     trainable parameters in the optimizer's order (state index i), when the optimizer had several groups;
     default the backbone's trainable parameters (frozen ones are out of the operator either way).
+    `beside`: P^1/2 H P^1/2's spectrum in a thread beside H's, on a copy of the model (same numbers, twice the memory).
     """
     torch.manual_seed(seed)
     named = list(named_params) if named_params is not None else backbone.named_parameters()
+    with_state = optimizer_name is not None and optimizer_state is not None
+    if with_state and named_params is None and len(optimizer_state.get("param_groups", [])) > 1:
+        raise InputError("the optimizer state has several parameter groups: pass named_params in the optimizer's "
+                         "order (optbench.strategies.named_groups)", field="named_params")  # its order is not the model's
+    before = resident_bytes()
     op = operator or build_hvp_operator(backbone, featurized_set, weights, indices, gauss_newton=gauss_newton,
                                         names_params=named)
     all_params = [p for _, p in named]
@@ -161,43 +171,81 @@ def analyse(
         "params_without_gradient": op.unused,
     }
     common = {"k": k, "n_iter": n_iter, "n_probes": n_probes, "n_slq": n_slq, "seed": seed, "progress": progress}
-    n0 = op.n_matvec
-    t0 = time.perf_counter()
+    pre = _Preconditioned(op, optimizer_name, optimizer_state, all_params, hparams) if with_state else None
+    job = pre.beside(common, backbone, named, (featurized_set, weights, indices, gauss_newton), before) \
+        if pre is not None and beside and operator is None else None
+    n0, t0 = op.n_matvec, time.perf_counter()
     hess, hrun = spectrum_summary(op, op.dim, vectors=True, label="H", **common)
     result["hessian"] = hess
     result["seconds_per_hvp"] = (time.perf_counter() - t0) / max(op.n_matvec - n0, 1)
-    if optimizer_name is None or optimizer_state is None:
+    if pre is None:
         return result
-    if named_params is None and len(optimizer_state.get("param_groups", [])) > 1:  # its order is not the model's
-        raise InputError("the optimizer state has several parameter groups: pass named_params in the optimizer's "
-                         "order (optbench.strategies.named_groups)", field="named_params")
-    result.update(_preconditioned(op, hrun, optimizer_name, optimizer_state, all_params, hparams, k, common))
+    result.update(pre.record(job.result() if job is not None else pre.spectrum(common), hrun, k, job is not None))
     return result
 
 
-def _preconditioned(op, hrun: LanczosResult, optimizer_name: str, optimizer_state: dict, all_params, hparams,
-                    k: int, common: dict) -> dict:
-    """"preconditioner", the spectrum of P^1/2 H P^1/2 ("preconditioned") and P's "spectral_filter"
-    along H's top eigenvectors, P read from the optimizer's state."""
-    space = op.space
-    # parameters the optimizer never stepped have no state: leave them out of the preconditioned space
-    states = optimizer_state.get("state", {})
-    if not preconditioner_spec(optimizer_name).preconditioner.needs_state:  # SGD, L-BFGS
-        keep = list(range(len(space.index)))
-    else:
-        keep = [j for j, i in enumerate(space.index) if states.get(i, states.get(str(i)))]
-    P = preconditioner_from_state(optimizer_name, optimizer_state, all_params, hparams, select=[space.index[j] for j in keep])
-    matvec, dim = op, op.dim
-    if len(keep) < len(space.index):
-        offsets = np.cumsum([0] + [p.numel() for p in space.params])
-        coords = torch.cat([torch.arange(int(offsets[j]), int(offsets[j + 1])) for j in keep])
-        matvec, dim = SubspaceOperator(op, op.dim, coords), int(coords.numel())
-    else:
-        coords = None
-    pre, _ = spectrum_summary(preconditioned(matvec, P), dim, vectors=False, label=f"P^1/2HP^1/2 ({P.name})", **common)
-    pre["params_without_state"] = [space.names[j] for j in range(len(space.index)) if j not in set(keep)]
-    return {"preconditioner": {"optimizer": P.name, "trace": P.trace(), "mean_scale": P.trace() / max(P.dim, 1), **P.info},
-            "preconditioned": pre, "spectral_filter": spectral_filter(hrun, P, k, coords)}
+def _room_for(op, before: int | None) -> bool:
+    """Whether the machine's available memory holds 1.5 times what building `op` took (yes where unknown)."""
+    after, free = resident_bytes(), available_bytes()
+    if before is None or after is None or free is None:
+        return True
+    need = max(after - before, 0)
+    if free > 1.5 * need:
+        return True
+    log.info(f"P^1/2 H P^1/2 after H, not beside it: a second operator needs about {need / 1e9:.1f} GB, "
+             f"{free / 1e9:.1f} GB are available")
+    return False
+
+
+class _Preconditioned:
+    """P read from the optimizer's state, over the coordinates of `op` that have state; the spectrum of
+    P^1/2 H P^1/2 there (on `op`, or on an operator of a copy of the model) and P's spectral filter."""
+
+    def __init__(self, op, optimizer_name: str, optimizer_state: dict, all_params, hparams):
+        space = op.space
+        # parameters the optimizer never stepped have no state: leave them out of the preconditioned space
+        states = optimizer_state.get("state", {})
+        if not preconditioner_spec(optimizer_name).preconditioner.needs_state:  # SGD, L-BFGS
+            keep = list(range(len(space.index)))
+        else:
+            keep = [j for j, i in enumerate(space.index) if states.get(i, states.get(str(i)))]
+        self.op, self.keep = op, keep
+        self.P = preconditioner_from_state(optimizer_name, optimizer_state, all_params, hparams,
+                                           select=[space.index[j] for j in keep])
+        self.coords = None
+        if len(keep) < len(space.index):
+            offsets = np.cumsum([0] + [p.numel() for p in space.params])
+            self.coords = torch.cat([torch.arange(int(offsets[j]), int(offsets[j + 1])) for j in keep])
+
+    def beside(self, common: dict, backbone, named: list, data: tuple, before: int | None) -> Beside | None:
+        """`spectrum` in a thread, on an operator of a copy of the model that the thread builds, where the
+        machine's memory holds a second operator; `data`: (featurized set, weights, indices, gauss_newton)."""
+        if not _room_for(self.op, before):
+            return None
+        twin, twin_named = copy.deepcopy((backbone, named))
+        return Beside(self.spectrum, common, (twin, *data, twin_named), name="optbench-curvature")
+
+    def spectrum(self, common: dict, twin: tuple | None = None) -> dict:
+        """The spectrum summary of P^1/2 H P^1/2; `twin`: the arguments of `build_hvp_operator` for an
+        operator of its own (a copy of the model), built here, in the thread that differentiates it."""
+        op = self.op if twin is None else build_hvp_operator(*twin[:4], gauss_newton=twin[4], names_params=twin[5])
+        matvec, dim = op, op.dim
+        if self.coords is not None:
+            matvec, dim = SubspaceOperator(op, op.dim, self.coords), int(self.coords.numel())
+        pre, _ = spectrum_summary(preconditioned(matvec, self.P), dim, vectors=False,
+                                  label=f"P^1/2HP^1/2 ({self.P.name})", **common)
+        space = op.space
+        pre["params_without_state"] = [space.names[j] for j in range(len(space.index)) if j not in set(self.keep)]
+        return pre
+
+    def record(self, pre: dict, hrun: LanczosResult, k: int, beside: bool) -> dict:
+        """"preconditioner", "preconditioned" (the spectrum), P's "spectral_filter" along H's top eigenvectors,
+        and "preconditioned_beside" (whether the spectrum ran in a thread beside H's)."""
+        P = self.P
+        return {"preconditioner": {"optimizer": P.name, "trace": P.trace(), "mean_scale": P.trace() / max(P.dim, 1),
+                                   **P.info},
+                "preconditioned": pre, "spectral_filter": spectral_filter(hrun, P, k, self.coords),
+                "preconditioned_beside": beside}
 
 
 def spectral_filter(hrun: LanczosResult, P: Preconditioner, k: int, coords: torch.Tensor | None = None) -> dict:

@@ -13,6 +13,7 @@ from optbench.errors import InputError
 from optbench.io import check_writable_dir, write_json
 from optbench.layout import CHECKPOINT_TAGS as CHECKPOINTS
 from optbench.layout import CURVATURE_JSON, RunDir
+from optbench.threads import room_beside
 
 
 def load_checkpoint(run_dir: str | Path, checkpoint: str):
@@ -91,12 +92,14 @@ def run_curvature(
     n_slq: int = 3,
     progress: bool = True,
     device: str = "cpu",
+    beside: bool | None = None,
 ) -> dict:
     """Spectra of H and of P^1/2 H P^1/2 at one checkpoint; writes OUT/curvature.json and PNGs.
 
     For `checkpoint="refined"` the final (pre-refinement) checkpoint is analysed too, so the effect
     of the L-BFGS stage on the spectrum is in the same file. Defaults: n_iter = 2k + 10 Lanczos
-    steps, n_probes = k Hutchinson probes (deflated by the Krylov basis), n_slq SLQ vectors.
+    steps, n_probes = k Hutchinson probes (deflated by the Krylov basis), n_slq SLQ vectors. `beside`: P^1/2 H
+    P^1/2's spectrum in a thread beside H's (default: on the CPU, `threads.room_beside`; the same numbers).
     """
     _check_settings(data, n_structures, k, n_iter, n_probes, n_slq)
     t0 = time.perf_counter()
@@ -106,10 +109,11 @@ def run_curvature(
     frames, indices = _frames(data, config, n_structures, seed)
     check_writable_dir(out)
     weights = config.loss_weights
+    beside = (device == "cpu" and room_beside(torch.get_num_threads())) if beside is None else beside
     opts = {
         "k": k, "n_iter": n_iter if n_iter is not None else 2 * k + 10,
         "n_probes": n_probes if n_probes is not None else k, "n_slq": n_slq,
-        "gauss_newton": gauss_newton, "seed": seed, "progress": progress,
+        "gauss_newton": gauss_newton, "seed": seed, "progress": progress, "beside": beside,
     }
     hparams = {key: v for key, v in config.optimizer_kwargs.items() if key != "lr"}
     at = {"frames": frames, "name": Path(data).stem, "weights": weights, "hparams": hparams, "opts": opts, "device": device}
@@ -118,7 +122,7 @@ def run_curvature(
         "run_dir": str(run_dir), "checkpoint": checkpoint, "step": ckpt.get("step"),
         "optimizer": ckpt["optimizer"], "model": config.model, "data": str(data),
         "structure_indices": indices, "n_structures": len(indices), "seed": seed,
-        "settings": {key: v for key, v in opts.items() if key != "progress"},
+        "settings": {key: v for key, v in opts.items() if key not in ("progress", "beside")},
         "loss_weights": weights.model_dump(), **res,
     }
     panels = {"H" if not gauss_newton else "G (Gauss-Newton)": res["hessian"]}

@@ -10,10 +10,7 @@ again on resume, from the start checkpoint.
 
 from __future__ import annotations
 
-import contextvars
 import copy
-import threading
-import time
 
 import torch
 
@@ -21,6 +18,7 @@ from optbench.errors import InputError
 from optbench.io import write_json
 from optbench.layout import RunDir
 from optbench.provenance import log
+from optbench.threads import Beside
 
 
 class ZeroShot:
@@ -28,9 +26,7 @@ class ZeroShot:
 
     def __init__(self, record: dict, run: RunDir):
         self.record, self.run = record, run
-        self.beside_s: float | None = None  # seconds the evaluation took in its thread
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._beside: Beside | None = None  # the evaluation in its thread
         self._written = False  # whether zero_shot.json holds the metrics
 
     def start(self, loop, backbone, beside: bool) -> ZeroShot:
@@ -45,21 +41,15 @@ class ZeroShot:
                 model_copy = None
             if model_copy is not None:
                 log.info("zero-shot evaluation beside the training, on a spare CPU (OPTBENCH_BESIDE=0: before it)")
-                run = contextvars.copy_context().run  # the caller's context: its prediction cache setting
-                self._thread = threading.Thread(target=run, args=(self._evaluate, loop, model_copy), daemon=True,
-                                                name="optbench-zero-shot")
-                self._thread.start()
+                self._beside = Beside(loop.evaluate, None, model_copy, name="optbench-zero-shot")
                 return self
         self.record["metrics"] = loop.evaluate()
         return self
 
-    def _evaluate(self, loop, backbone) -> None:
-        t0 = time.perf_counter()
-        try:
-            self.record["metrics"] = loop.evaluate(backbone=backbone)
-        except BaseException as err:  # raised again in the thread that asks for the metrics
-            self._error = err
-        self.beside_s = time.perf_counter() - t0
+    @property
+    def beside_s(self) -> float | None:
+        """Seconds the evaluation took in its thread (None when it ran in the caller's)."""
+        return None if self._beside is None else self._beside.seconds
 
     def write(self) -> None:
         """zero_shot.json as it stands (without `metrics` while the thread computes them)."""
@@ -68,11 +58,8 @@ class ZeroShot:
 
     def metrics(self) -> dict:
         """The zero-shot metrics (waits for the thread); zero_shot.json is written once they are in."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-            if self._error is not None:
-                raise self._error
+        if self._beside is not None and "metrics" not in self.record:
+            self.record["metrics"] = self._beside.result()
         if not self._written:
             self.write()
         return self.record["metrics"]

@@ -176,6 +176,7 @@ def _curvature(run_dir: str, checkpoint: str, ds: ResolvedDataset, study: StudyC
         return run_curvature(run_dir=run_dir, checkpoint=checkpoint, data=str(ds.train),
                              n_structures=study.curvature.n_structures, k=study.curvature.k,
                              gauss_newton=False, seed=0, out=str(out), n_iter=study.curvature.n_iter,
-                             n_probes=study.curvature.n_probes, n_slq=study.curvature.n_slq, progress=False)
+                             n_probes=study.curvature.n_probes, n_slq=study.curvature.n_slq, progress=False,
+                             beside=False)  # the study's workers fill the CPUs
     except Exception as err:  # recorded with its traceback, the study goes on
         return _failure(err, out / "error.txt")

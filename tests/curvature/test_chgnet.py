@@ -110,3 +110,27 @@ def test_cli_start_checkpoint_hessian_only_and_bad_input(run_dir, tmp_path, caps
     assert rc == 2 and "final.pt" in capsys.readouterr().err
     with pytest.raises(InputError, match="run folder not found"):
         run_curvature(run_dir=tmp_path / "nope", data=ETHANOL, out=bad)
+
+
+def test_preconditioned_spectrum_beside_hessian_gives_the_same_numbers(run_dir, tmp_path):
+    """P^1/2 H P^1/2 on a copy of the model in a thread beside H's spectrum (optbench.threads.Beside) gives
+    the numbers of the analysis in one thread, bit for bit: the thread builds the graph it differentiates."""
+    few = {**FEW, "n_iter": 4, "n_probes": 2, "n_slq": 2}
+    runs = {b: run_curvature(run_dir=run_dir, checkpoint="final", data=ETHANOL, n_structures=2, k=2, seed=0,
+                             out=tmp_path / str(b), beside=b, **few) for b in (False, True)}
+    assert runs[True]["preconditioned_beside"] and not runs[False]["preconditioned_beside"]
+    for key in ("hessian", "preconditioned"):
+        for field in ("top_eigenvalues", "bottom_eigenvalues", "top_residuals", "trace_hutchinson", "trace_slq",
+                      "slq_nodes"):
+            np.testing.assert_array_equal(runs[True][key][field], runs[False][key][field])
+    np.testing.assert_array_equal(runs[True]["spectral_filter"]["rayleigh_P"], runs[False]["spectral_filter"]["rayleigh_P"])
+    assert runs[True]["preconditioned"]["lambda_max"] > 0
+
+
+def test_preconditioned_spectrum_waits_for_h_where_the_memory_lacks_a_second_operator(run_dir, tmp_path, monkeypatch):
+    import optbench.curvature.analysis as analysis
+
+    monkeypatch.setattr(analysis, "available_bytes", lambda: 0)
+    res = run_curvature(run_dir=run_dir, checkpoint="final", data=ETHANOL, n_structures=2, k=2, seed=0,
+                        out=tmp_path / "c", beside=True, **FEW)
+    assert res["preconditioned_beside"] is False and res["preconditioned"]["lambda_max"] > 0
