@@ -45,12 +45,19 @@ def configure(threads: int | None = None) -> int:
 
 def room_beside(threads: int) -> bool:
     """Whether a second job of `threads` threads fits beside this process's own on the CPUs it may
-    run on (the zero-shot evaluation beside the training, optbench.run.zero_shot).
+    run on (the zero-shot evaluation beside the training, P^1/2 H P^1/2's spectrum beside H's).
     OPTBENCH_BESIDE=0 says no, =1 yes, whatever the CPUs."""
     setting = os.environ.get("OPTBENCH_BESIDE", "").strip()
     if setting in ("0", "1"):
         return setting == "1"
     return available_cpus() >= 2 * max(threads, 1)
+
+
+def beside_by_default(device) -> bool:
+    """The default of work beside the main thread: on the CPU, where `room_beside` torch's thread count."""
+    import torch
+
+    return str(device) == "cpu" and room_beside(torch.get_num_threads())
 
 
 class Beside:

@@ -13,7 +13,7 @@ from optbench.errors import InputError
 from optbench.io import check_writable_dir, write_json
 from optbench.layout import CHECKPOINT_TAGS as CHECKPOINTS
 from optbench.layout import CURVATURE_JSON, RunDir
-from optbench.threads import room_beside
+from optbench.threads import beside_by_default
 
 
 def load_checkpoint(run_dir: str | Path, checkpoint: str):
@@ -99,7 +99,7 @@ def run_curvature(
     For `checkpoint="refined"` the final (pre-refinement) checkpoint is analysed too, so the effect
     of the L-BFGS stage on the spectrum is in the same file. Defaults: n_iter = 2k + 10 Lanczos
     steps, n_probes = k Hutchinson probes (deflated by the Krylov basis), n_slq SLQ vectors. `beside`: P^1/2 H
-    P^1/2's spectrum in a thread beside H's (default: on the CPU, `threads.room_beside`; the same numbers).
+    P^1/2's spectrum in a thread beside H's (default `threads.beside_by_default`; the same numbers).
     """
     _check_settings(data, n_structures, k, n_iter, n_probes, n_slq)
     t0 = time.perf_counter()
@@ -109,7 +109,7 @@ def run_curvature(
     frames, indices = _frames(data, config, n_structures, seed)
     check_writable_dir(out)
     weights = config.loss_weights
-    beside = (device == "cpu" and room_beside(torch.get_num_threads())) if beside is None else beside
+    beside = beside_by_default(device) if beside is None else beside
     opts = {
         "k": k, "n_iter": n_iter if n_iter is not None else 2 * k + 10,
         "n_probes": n_probes if n_probes is not None else k, "n_slq": n_slq,

@@ -30,7 +30,7 @@ from optbench.strategies import Strategy, prepare
 from optbench.strategies.apply import lora_applied
 from optbench.strategies.lora import describe_lora, merge_lora
 from optbench.strategies.replay import ReplaySet
-from optbench.threads import room_beside
+from optbench.threads import beside_by_default
 
 
 class FinetuneRun:
@@ -38,12 +38,10 @@ class FinetuneRun:
 
     def __init__(self, config: FinetuneConfig, named_keys: set[str] | None = None, beside: bool | None = None):
         """`beside`: whether the zero-shot evaluation may run beside the training (optbench.run.zero_shot);
-        default where the CPUs have room for it (`threads.room_beside`), on the CPU only."""
+        default `threads.beside_by_default` (on the CPU, where the CPUs have room for it)."""
         self.phases = Phases()  # results.json's phases_s: read, featurize, setup, evaluate, train, refine, total
         self.config = config
-        if beside is None:
-            beside = str(config.device) == "cpu" and room_beside(torch.get_num_threads())
-        self.beside = beside
+        self.beside = beside_by_default(config.device) if beside is None else beside
         self.dir = RunDir(config.out)
         self.spec = get_spec(config.optimizer)
         self.inputs = RunInputs.read(config, named_keys)  # reading, checks, model load

@@ -31,15 +31,12 @@ class ZeroShot:
 
     def start(self, loop, backbone, beside: bool) -> ZeroShot:
         """Evaluate `loop`'s sets with `backbone`'s weights: here, or on a copy in a thread when `beside`."""
-        if "metrics" in self.record:
-            return self
         if beside:
             try:
                 model_copy = copy.deepcopy(backbone)
             except Exception as err:  # an adapter that cannot be copied: evaluate here instead
                 log.info(f"zero-shot evaluation before the training (the model cannot be copied: {type(err).__name__})")
-                model_copy = None
-            if model_copy is not None:
+            else:
                 log.info("zero-shot evaluation beside the training, on a spare CPU (OPTBENCH_BESIDE=0: before it)")
                 self._beside = Beside(loop.evaluate, None, model_copy, name="optbench-zero-shot")
                 return self
