@@ -4,6 +4,7 @@ trace, spectral density, and the spectral filter u_i^T P u_i along H's top eigen
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -154,12 +155,12 @@ def analyse(
     torch.manual_seed(seed)
     named = list(named_params) if named_params is not None else backbone.named_parameters()
     with_state = optimizer_name is not None and optimizer_state is not None
-    if with_state and named_params is None and len(optimizer_state.get("param_groups", [])) > 1:
-        raise InputError("the optimizer state has several parameter groups: pass named_params in the optimizer's "
-                         "order (optbench.strategies.named_groups)", field="named_params")  # its order is not the model's
+    if with_state and named_params is None:
+        _check_one_group(optimizer_state)
     before = resident_bytes()
-    op = operator or build_hvp_operator(backbone, featurized_set, weights, indices, gauss_newton=gauss_newton,
-                                        names_params=named)
+    make_op = functools.partial(_operator, featurized_set=featurized_set, weights=weights, indices=indices,
+                                gauss_newton=gauss_newton)
+    op = operator or make_op(backbone, named)
     all_params = [p for _, p in named]
     result: dict = {
         "loss": float(op.loss.detach()),
@@ -172,8 +173,8 @@ def analyse(
     }
     common = {"k": k, "n_iter": n_iter, "n_probes": n_probes, "n_slq": n_slq, "seed": seed, "progress": progress}
     pre = _Preconditioned(op, optimizer_name, optimizer_state, all_params, hparams) if with_state else None
-    job = pre.beside(common, backbone, named, (featurized_set, weights, indices, gauss_newton), before) \
-        if pre is not None and beside and operator is None else None
+    job = pre.beside(common, before, make_op, backbone, named) if pre is not None and beside and operator is None \
+        else None
     n0, t0 = op.n_matvec, time.perf_counter()
     hess, hrun = spectrum_summary(op, op.dim, vectors=True, label="H", **common)
     result["hessian"] = hess
@@ -182,6 +183,17 @@ def analyse(
         return result
     result.update(pre.record(job.result() if job is not None else pre.spectrum(common), hrun, k, job is not None))
     return result
+
+
+def _check_one_group(optimizer_state: dict) -> None:
+    """InputError when the state has several parameter groups: their order is not the model's."""
+    if len(optimizer_state.get("param_groups", [])) > 1:
+        raise InputError("the optimizer state has several parameter groups: pass named_params in the optimizer's "
+                         "order (optbench.strategies.named_groups)", field="named_params")
+
+
+def _operator(backbone, named, *, featurized_set, weights, indices, gauss_newton) -> HessianOperator:
+    return build_hvp_operator(backbone, featurized_set, weights, indices, gauss_newton=gauss_newton, names_params=named)
 
 
 def _room_for(op, before: int | None) -> bool:
@@ -217,18 +229,18 @@ class _Preconditioned:
             offsets = np.cumsum([0] + [p.numel() for p in space.params])
             self.coords = torch.cat([torch.arange(int(offsets[j]), int(offsets[j + 1])) for j in keep])
 
-    def beside(self, common: dict, backbone, named: list, data: tuple, before: int | None) -> Beside | None:
-        """`spectrum` in a thread, on an operator of a copy of the model that the thread builds, where the
-        machine's memory holds a second operator; `data`: (featurized set, weights, indices, gauss_newton)."""
+    def beside(self, common: dict, before: int | None, make_op: Callable, backbone, named: list) -> Beside | None:
+        """`spectrum` in a thread, on `make_op(copy of backbone, its named parameters)` built by that thread,
+        where the machine's memory holds a second operator (`before`: resident bytes before the first)."""
         if not _room_for(self.op, before):
             return None
-        twin, twin_named = copy.deepcopy((backbone, named))
-        return Beside(self.spectrum, common, (twin, *data, twin_named), name="optbench-curvature")
+        twin = copy.deepcopy((backbone, named))
+        return Beside(self.spectrum, common, functools.partial(make_op, *twin), name="optbench-curvature")
 
-    def spectrum(self, common: dict, twin: tuple | None = None) -> dict:
-        """The spectrum summary of P^1/2 H P^1/2; `twin`: the arguments of `build_hvp_operator` for an
-        operator of its own (a copy of the model), built here, in the thread that differentiates it."""
-        op = self.op if twin is None else build_hvp_operator(*twin[:4], gauss_newton=twin[4], names_params=twin[5])
+    def spectrum(self, common: dict, build: Callable | None = None) -> dict:
+        """The spectrum summary of P^1/2 H P^1/2, on `op`, or on the operator `build()` makes here (in the
+        thread that differentiates it)."""
+        op = self.op if build is None else build()
         matvec, dim = op, op.dim
         if self.coords is not None:
             matvec, dim = SubspaceOperator(op, op.dim, self.coords), int(self.coords.numel())
