@@ -14,20 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _common import process_wall
 
 SUITE = Path(__file__).resolve().parents[1] / "optbench" / "suite" / "molecular"
 NUMBERS = ("top_eigenvalues", "top_residuals", "bottom_eigenvalues", "trace_hutchinson", "trace_slq", "slq_nodes")
 
 
 def _cli(args: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "optbench.cli", *args], env=env, check=True, capture_output=True)
-    return time.perf_counter() - t0
+    return process_wall([sys.executable, "-m", "optbench.cli", *args], env)
 
 
 def main() -> None:

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import shared_data
+from _common import process_wall, shared_data
 
 # The peers, as a user of each library would write them (the same boxing of open molecules as optbench's).
 CHGNET_PEER = """
@@ -58,16 +56,10 @@ def _env(threads: int, cache: Path) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "OPTBENCH_CACHE": str(cache)}
 
 
-def _wall(cmd: list[str], env: dict) -> float:
-    """Seconds of one whole process."""
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
-    return time.perf_counter() - t0
-
-
 def _ours(model: str, data: Path, out: Path, batch: int, threads: int, env: dict, device: str = "cpu") -> float:
-    return _wall([sys.executable, "-m", "optbench.cli", "evaluate", "--model", model, "--test", f"md={data}",
-                  "--batch-size", str(batch), "--threads", str(threads), "--device", device, "--out", str(out)], env)
+    return process_wall([sys.executable, "-m", "optbench.cli", "evaluate", "--model", model, "--test", f"md={data}",
+                         "--batch-size", str(batch), "--threads", str(threads), "--device", device, "--out", str(out)],
+                        env)
 
 
 def bench(backbone: str, data: Path, n: int, work: Path, batch: int, threads: int, repeats: int,
@@ -79,7 +71,7 @@ def bench(backbone: str, data: Path, n: int, work: Path, batch: int, threads: in
     warm, theirs = [], []
     for _ in range(repeats):
         warm.append(_ours(model, data, work / "warm.json", batch, threads, env, device))
-        theirs.append(_wall([sys.executable, "-c", peer, str(data), str(batch), device], env))
+        theirs.append(process_wall([sys.executable, "-c", peer, str(data), str(batch), device], env))
     return {"n": n, "cold_s": cold, "warm_s": min(warm), "theirs_s": min(theirs)}
 
 

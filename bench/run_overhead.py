@@ -21,10 +21,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import shared_data
+from _common import process_wall, shared_data
 
 
 def run(work: Path, tag: str, train: Path, test: Path, steps: int, threads: int, env: dict) -> tuple[float, dict]:
@@ -33,9 +32,7 @@ def run(work: Path, tag: str, train: Path, test: Path, steps: int, threads: int,
     cmd = [sys.executable, "-m", "optbench.cli", "finetune", "--model", "chgnet", "--train", str(train),
            "--test", f"id={test}", "--optimizer", "adamw", "--lr", "1e-3", "--batch-size", "4",
            "--max-steps", str(steps), "--seed", "0", "--threads", str(threads), "--out", str(out), "--restart"]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
-    wall = time.perf_counter() - t0
+    wall = process_wall(cmd, env)
     from optbench.layout import RunDir
 
     return wall, RunDir(out).results()["phases_s"]

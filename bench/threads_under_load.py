@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import process_wall
+
 SUITE = Path(__file__).resolve().parents[1] / "optbench" / "suite" / "molecular"
 
 
@@ -37,18 +39,12 @@ def _env(mode: str) -> dict:
     return env
 
 
-def _run(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
-    return time.perf_counter() - t0
-
-
 def _finetune(work: Path, steps: int, env: dict, tag: str) -> float:
     out = work / f"ft_{tag}"
     cmd = [sys.executable, "-m", "optbench.cli", "finetune", "--model", "chgnet", "--train", str(SUITE / "train.extxyz"),
            "--optimizer", "adamw", "--lr", "1e-3", "--max-steps", str(steps), "--batch-size", "4",
            "--eval-every", str(steps), "--out", str(out), "--restart"]
-    _run(cmd, env)
+    process_wall(cmd, env)
     from optbench.layout import RunDir
 
     return RunDir(out).results()["wall_time_s"]
@@ -58,13 +54,13 @@ def _evaluate(work: Path, env: dict, tag: str) -> float:
     cmd = [sys.executable, "-m", "optbench.cli", "evaluate", "--model", "chgnet",
            "--test", f"id={SUITE / 'test_id.extxyz'}", "--test", f"ood={SUITE / 'ood_scan.extxyz'}",
            "--out", str(work / f"ev_{tag}.json")]
-    return _run(cmd, env)
+    return process_wall(cmd, env)
 
 
 def _curvature(work: Path, run: Path, env: dict, tag: str) -> float:
     cmd = [sys.executable, "-m", "optbench.cli", "curvature", "--run", str(run), "--data", str(SUITE / "train.extxyz"),
            "--n-structures", "8", "--k", "3", "--out", str(work / f"cv_{tag}")]
-    return _run(cmd, env)
+    return process_wall(cmd, env)
 
 
 def main() -> None:
