@@ -125,6 +125,28 @@ def torch_save(path: str | Path, obj: Any) -> Path:
     return _atomic(path, lambda fh: torch.save(obj, fh), mode="wb")
 
 
+def torch_load(path: str | Path, device: str = "cpu", *, required: tuple[str, ...] = (), what: str = "checkpoint",
+               hint: str = "") -> dict:
+    """The dict `torch_save` wrote to `path`, on `device`. InputError naming the file when it is missing or
+    unreadable, and naming the first key of `required` it lacks; `hint` (what to do) ends the message."""
+    import torch
+
+    from optbench.errors import InputError
+
+    tail = f"; {hint}" if hint else ""
+    try:
+        data = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # missing file, truncated zip, pickle garbage: torch raises many types
+        first = " ".join(str(err).split()).split(". ")[0][:160]  # torch's first sentence says what failed
+        raise InputError(f"unreadable {what} ({type(err).__name__}: {first}){tail}", file=path) from None
+    if not isinstance(data, dict):
+        raise InputError(f"not a {what} (a {type(data).__name__}, not a dict){tail}", file=path)
+    for key in required:
+        if key not in data:
+            raise InputError(f"{what} lacks this key{tail}", file=path, field=key)
+    return data
+
+
 def check_writable_dir(path: str | Path, what: str = "--out") -> Path:
     """Create `path` if needed and check it is writable; InputError otherwise."""
     from optbench.errors import InputError

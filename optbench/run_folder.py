@@ -80,14 +80,8 @@ class RunFolder:
         check_same_inputs(old.get("inputs"), self.inputs, self.out, HINT)
 
     def load_checkpoint(self, path: Path, device: str) -> dict:
-        import torch
+        """last.pt, with every key `checkpoint.resume` reads."""
+        from optbench.io import torch_load
 
-        try:
-            ckpt = torch.load(path, map_location=device, weights_only=False)
-            missing = {"model_state", "optimizer_state", "train_state"} - set(ckpt)
-        except Exception as err:  # truncated zip, pickle garbage, wrong type
-            raise InputError(f"unreadable checkpoint ({type(err).__name__}); {HINT}", file=path) from None
-        if missing:
-            raise InputError(f"checkpoint lacks {sorted(missing)}; {HINT}", file=path)
-        return ckpt
+        return torch_load(path, device, required=("model_state", "optimizer_state", "train_state"), hint=HINT)
 

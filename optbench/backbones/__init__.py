@@ -94,11 +94,12 @@ def load_backbone(spec: str | Path, device: str = "cpu") -> Backbone:
 def _from_checkpoint(path: Path, device: str) -> Backbone:
     """RUN_DIR/checkpoints/<tag>.pt: the run's saved model with the weights of that checkpoint (e.g. `final`,
     before the L-BFGS refinement whose weights RUN_DIR/model holds)."""
-    import torch
+    from optbench.io import torch_load
 
     backbone = load_backbone(path.parent.parent, device)
+    state = torch_load(path, device, required=("model_state",))["model_state"]
     try:
-        backbone.model.load_state_dict(torch.load(path, map_location=device, weights_only=False)["model_state"])
+        backbone.model.load_state_dict(state)
     except Exception as err:  # torch raises many types on a corrupt file or weights of another model
         first = " ".join(str(err).split())[:200]
         raise InputError(f"not a checkpoint of this run's model ({type(err).__name__}: {first})", file=path,

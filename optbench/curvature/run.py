@@ -6,11 +6,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from optbench.curvature.analysis import analyse
 from optbench.errors import InputError
-from optbench.io import check_writable_dir, write_json
+from optbench.io import check_writable_dir, torch_load, write_json
 from optbench.layout import CHECKPOINT_TAGS as CHECKPOINTS
 from optbench.layout import CURVATURE_JSON, RunDir
 from optbench.threads import beside_by_default
@@ -28,14 +27,7 @@ def load_checkpoint(run_dir: str | Path, checkpoint: str):
     if not path.is_file():
         have = run.checkpoints()
         raise InputError(f"no '{checkpoint}' checkpoint (have: {', '.join(have) or 'none'})", file=path, field="checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types on corrupt files
-        raise InputError(f"unreadable checkpoint ({type(err).__name__}: {err})", file=path) from None
-    for key in ("model_state", "optimizer"):
-        if key not in ckpt:
-            raise InputError("checkpoint lacks this key", file=path, field=key)
-    return config, ckpt
+    return config, torch_load(path, required=("model_state", "optimizer"))
 
 
 def _backbone(config, ckpt: dict, path: Path, device: str = "cpu"):

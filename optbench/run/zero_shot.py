@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import copy
 
-import torch
-
-from optbench.errors import InputError
-from optbench.io import write_json
+from optbench.io import torch_load, write_json
 from optbench.layout import RunDir
 from optbench.provenance import log
+from optbench.run_folder import HINT
 from optbench.threads import Beside
 
 
@@ -70,11 +68,8 @@ class ZeroShot:
             zero._written = True
             return zero
         path = run.checkpoint("start")
-        try:
-            state = torch.load(path, map_location=loop.config.device, weights_only=False)["model_state"]
-        except Exception as err:  # missing, truncated, foreign
-            raise InputError(f"unreadable start checkpoint ({type(err).__name__}), needed for the zero-shot metrics; "
-                             "run again with --restart", file=path) from None
+        state = torch_load(path, loop.config.device, required=("model_state",), what="start checkpoint",
+                           hint=f"the zero-shot metrics need its weights; {HINT}")["model_state"]
         # the start weights into the model (checkpoint.resume loads the last ones next), then copied
         # from there: a copy of an adapter's module may hold extra buffers a saved state lacks (e3nn's)
         loop.backbone.model.load_state_dict(state)

@@ -8,6 +8,7 @@ that must hold no results. `bench/bad_inputs.py` runs the same table against any
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,42 @@ def corrupt_checkpoint(ws):
     return Call(ws.finetune_args(run), [str(last), "checkpoint", "--restart"], run, out_absent=False)
 
 
+def corrupt_start_checkpoint(ws):
+    """Killed before the zero-shot metrics were in: the resume needs start.pt's weights."""
+    run = ws.copy_of_done()
+    (run / "results.json").unlink()
+    zero = json.loads((run / "zero_shot.json").read_text())
+    del zero["metrics"]
+    (run / "zero_shot.json").write_text(json.dumps(zero))
+    start = run / "checkpoints" / "start.pt"
+    start.write_bytes(start.read_bytes()[: 200])
+    return Call(ws.finetune_args(run), [str(start), "unreadable start checkpoint", "--restart"], run, out_absent=False)
+
+
+def _curvature_call(ws, run: Path, needles: list[str]) -> Call:
+    out = ws.fresh("curv")
+    return Call(["curvature", "--run", str(run), "--data", str(ws.train), "--n-structures", "1", "--k", "1",
+                 "--out", str(out)], needles, out)
+
+
+def curvature_truncated_checkpoint(ws):
+    run = ws.copy_of_done()
+    final = run / "checkpoints" / "final.pt"
+    final.write_bytes(final.read_bytes()[: 200])
+    return _curvature_call(ws, run, [str(final), "unreadable checkpoint"])
+
+
+def curvature_checkpoint_without_optimizer(ws):
+    import torch
+
+    run = ws.copy_of_done()
+    final = run / "checkpoints" / "final.pt"
+    data = torch.load(final, weights_only=False)
+    del data["optimizer"]
+    torch.save(data, final)
+    return _curvature_call(ws, run, [str(final), "field 'optimizer'", "lacks"])
+
+
 def corrupt_config_yaml(ws):
     run = ws.copy_of_done()
     (run / "config.yaml").write_text("config_hash: [unclosed\n  - : :\n")
@@ -331,7 +368,8 @@ def study_no_trial_completed(ws):
 CASES = [overlap, tiny_cell, nan_positions, inf_positions, partial_pbc, periodic_without_cell, missing_forces_key, missing_stress_key,
          train_is_directory, seed_negative, seed_too_large, device_cuda_on_cpu, device_invalid, chgnet_not_a_model,
          sevennet_not_a_model, user_optimizer_raises_in_init, user_optimizer_raises_in_step, optimizer_module_missing,
-         optimizer_not_a_class, yaml_error_one_line, replaced_train_file, corrupt_checkpoint, corrupt_config_yaml,
+         optimizer_not_a_class, yaml_error_one_line, replaced_train_file, corrupt_checkpoint, corrupt_start_checkpoint,
+         curvature_truncated_checkpoint, curvature_checkpoint_without_optimizer, corrupt_config_yaml,
          truncated_results_finetune, different_config_same_out, locked_run_folder, evaluate_nan_positions,
          evaluate_missing_forces_key, evaluate_out_is_directory, strategy_unknown_group, strategy_freezes_everything,
          lr_factors_unknown_group, lr_factors_with_lbfgs, study_unknown_optimizer, study_misspelled_kwarg,
