@@ -77,15 +77,24 @@ class FinetuneRun:
         with self.phases("train"):  # the training loop with its validations and checkpoints
             state = loop.train(state, run)
         loop.deliverable_weights()
+        refining = cfg.refine and not state.diverged
+        # the final weights never change again: evaluated beside the refinement where a CPU is spare
+        final = loop.evaluate_beside("final evaluation before the refinement") if refining and self.beside else None
         with self.phases("evaluate"):
-            metrics = {"zero_shot": zero.metrics(), "final": loop.evaluate()}
+            metrics = {"zero_shot": zero.metrics(), "final": None if final else loop.evaluate()}
         if zero.beside_s is not None:
             self.phases.add("evaluate_beside_train", zero.beside_s)  # its own thread: not in the main clock
         checkpoint.save(loop, run, "final", state)
+        refined = self._refine(loop, state, metrics, bool(final)) if refining else None
+        if final:
+            with self.phases("evaluate"):  # what is left of it once the refinement is done
+                metrics["final"] = final.result()
+            self.phases.add("evaluate_beside_refine", final.seconds)
         result = results.record(cfg, loop, state, zero.record, metrics, self.folder.inputs, self.inputs.label_coverage,
                                 self.provenance)
-        if cfg.refine and not state.diverged:
-            self._refine(loop, state, result, metrics)
+        if refined:
+            result["refine"] = refined
+            result["wall_time_s"] += refined["wall_time_s"]
         result["metrics"] = metrics
         if self.lora:
             merge_lora(self.backbone)  # the deliverable: adapters folded into the native weights
@@ -121,7 +130,7 @@ class FinetuneRun:
         with self.phases("evaluate"), remember_predictions():
             e0 = apply_e0(cfg.e0, self.backbone, loop.train_set, self.inputs.isolated_frames, cfg.train, cfg.eval_batch_size)
             log.info(describe_e0(e0))
-            zero = ZeroShot({"e0": e0}, run).start(loop, self.backbone, self.beside)
+            zero = ZeroShot({"e0": e0}, run).start(loop, self.beside)
             if self.replay:  # pseudo-labels by the model after the E0 setting (optbench.strategies.replay)
                 zero.record["replay"] = self.replay.label(self.backbone, cfg.eval_batch_size)
         zero.write()  # without its metrics while they are computed beside the training
@@ -129,20 +138,22 @@ class FinetuneRun:
         checkpoint.save(loop, run, "start", optimizer_state=False)
         return zero
 
-    def _refine(self, loop: TrainingLoop, state: TrainState, result: dict, metrics: dict) -> None:
+    def _refine(self, loop: TrainingLoop, state: TrainState, metrics: dict, final_beside: bool) -> dict:
+        """L-BFGS refinement, its evaluation (into `metrics`) and checkpoint: refine's record with its wall time."""
         t0 = time.perf_counter()
         apart = [what for what, on in (("lr_factors", bool(self.config.lr_factors)), ("replay", bool(self.replay))) if on]
         if apart:  # the refinement has one step size (its line search's) and the training structures only
             log.info(f"L-BFGS refinement: {' and '.join(apart)} do not apply to it (training structures, one step size; "
                      "frozen groups stay frozen)")
+        if final_beside:
+            log.info("L-BFGS refinement, with the final evaluation beside it on a spare CPU (OPTBENCH_BESIDE=0: before it)")
         refined = refine(loop)
         refined["wall_time_s"] = time.perf_counter() - t0
         self.phases.add("refine", refined["wall_time_s"])
-        result["refine"] = refined
-        result["wall_time_s"] += refined["wall_time_s"]
         with self.phases("evaluate"):
             metrics["refined"] = loop.evaluate()
         checkpoint.save(loop, self.dir, "refined", state)
+        return refined
 
     def _log_start(self, loop: TrainingLoop, resumed_step: int | None) -> None:
         self.provenance = provenance(self.config.device, [self.backbone.name])

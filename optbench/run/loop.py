@@ -8,6 +8,7 @@ divergence (the last good weights and optimizer state restored), and the optimiz
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -30,6 +31,7 @@ from optbench.run.recipe import RecipeRun
 from optbench.run.schedule import EMA, scheduler
 from optbench.strategies import flat_parameters
 from optbench.strategies.replay import training_per_batch
+from optbench.threads import Beside
 
 
 class TrainingLoop:
@@ -71,6 +73,17 @@ class TrainingLoop:
         names = list(self.sets) if names is None else names
         return evaluate_sets(backbone or self.backbone, {n: self.sets[n] for n in names}, self.config.eval_batch_size,
                              self.tags)
+
+    def evaluate_beside(self, otherwise: str) -> Beside | None:
+        """`evaluate()` of every set with the weights now in the model, on a copy of it in a thread
+        (`threads.Beside`: the same numbers, the thread builds its own graphs); None, and a log line
+        saying `otherwise` and why, when the model cannot be copied."""
+        try:
+            model_copy = copy.deepcopy(self.backbone)
+        except Exception as err:  # an adapter whose modules cannot be copied
+            log.info(f"{otherwise} (the model cannot be copied: {type(err).__name__})")
+            return None
+        return Beside(self.evaluate, None, model_copy, name="optbench-evaluate")
 
     def step(self, batch) -> tuple[float, dict, float]:
         """One optimizer step on `batch`: (loss, loss parts, gradient norm before clipping)."""

@@ -10,8 +10,6 @@ again on resume, from the start checkpoint.
 
 from __future__ import annotations
 
-import copy
-
 from optbench.io import torch_load, write_json
 from optbench.layout import RunDir
 from optbench.provenance import log
@@ -27,16 +25,12 @@ class ZeroShot:
         self._beside: Beside | None = None  # the evaluation in its thread
         self._written = False  # whether zero_shot.json holds the metrics
 
-    def start(self, loop, backbone, beside: bool) -> ZeroShot:
-        """Evaluate `loop`'s sets with `backbone`'s weights: here, or on a copy in a thread when `beside`."""
+    def start(self, loop, beside: bool) -> ZeroShot:
+        """Evaluate `loop`'s sets with the weights now in its model: here, or on a copy in a thread when `beside`."""
         if beside:
-            try:
-                model_copy = copy.deepcopy(backbone)
-            except Exception as err:  # an adapter that cannot be copied: evaluate here instead
-                log.info(f"zero-shot evaluation before the training (the model cannot be copied: {type(err).__name__})")
-            else:
+            self._beside = loop.evaluate_beside("zero-shot evaluation before the training")
+            if self._beside is not None:
                 log.info("zero-shot evaluation beside the training, on a spare CPU (OPTBENCH_BESIDE=0: before it)")
-                self._beside = Beside(loop.evaluate, None, model_copy, name="optbench-zero-shot")
                 return self
         self.record["metrics"] = loop.evaluate()
         return self
@@ -73,4 +67,4 @@ class ZeroShot:
         # the start weights into the model (checkpoint.resume loads the last ones next), then copied
         # from there: a copy of an adapter's module may hold extra buffers a saved state lacks (e3nn's)
         loop.backbone.model.load_state_dict(state)
-        return zero.start(loop, loop.backbone, beside)
+        return zero.start(loop, beside)

@@ -28,6 +28,20 @@ def test_beside_the_training_gives_the_numbers_of_before_it(run_config, tmp_path
         assert run.zero_shot()["metrics"] == beside["metrics"]["zero_shot"]
 
 
+def test_final_evaluation_beside_the_refinement_gives_the_numbers_of_before_it(run_config, tmp_path, monkeypatch):
+    """The final weights never change once the training is done: their evaluation on a copy beside the
+    L-BFGS refinement gives the metrics (final and refined) of the run that evaluates them first."""
+    monkeypatch.setenv("OPTBENCH_CACHE", "off")
+    cfg = {**run_config, "refine": "lbfgs", "refine_steps": 2}
+    first = finetune(FinetuneConfig(**{**cfg, "out": str(tmp_path / "before")}), beside=False)
+    beside = finetune(FinetuneConfig(**{**cfg, "out": str(tmp_path / "beside")}), beside=True)
+    assert _numbers(beside) == _numbers(first)
+    assert list(beside["metrics"]) == ["zero_shot", "final", "refined"]
+    assert beside["metrics"]["final"] != beside["metrics"]["refined"]
+    assert beside["refine"]["losses"] == first["refine"]["losses"]
+    assert beside["phases_s"]["evaluate_beside_refine"] > 0 and "evaluate_beside_refine" not in first["phases_s"]
+
+
 def test_a_kill_before_the_zero_shot_metrics_were_in_resumes_with_them(run_config, monkeypatch):
     """zero_shot.json without metrics and a last checkpoint: what a kill during the training leaves
     while the evaluation beside it has not finished. The resumed run computes them from the start
