@@ -10,7 +10,7 @@ from ase import Atoms
 from scipy.ndimage import gaussian_filter1d
 
 from optbench.errors import InputError
-from optbench.properties.base import Property, require
+from optbench.properties.base import require
 from optbench.properties.dynamics import (
     Phase,
     Trajectory,
@@ -18,14 +18,13 @@ from optbench.properties.dynamics import (
 )
 from optbench.properties.observables import (
     AMU_PER_A3_TO_G_PER_CM3,
-    check_run_settings,
+    DynamicsSettings,
     compare_observables,
     diffusion_result,
     equilibration_criterion,
     production_mask,
     run_record,
     species_mask,
-    stability_limits,
     temperature_summary,
 )
 from optbench.properties.statistics import msd_curve, remove_com
@@ -87,7 +86,7 @@ def _sides(z: np.ndarray, rho: np.ndarray, hi: float, lo: float) -> dict[str, di
 
 
 @dataclasses.dataclass
-class Interface(Property):
+class Interface(DynamicsSettings):
     """Slab run: equilibration (Langevin NVT until the temperature is stable), then weak-friction
     production NVT: mass-density profile along the normal, 10-90 interface width, lateral diffusion
     of the interfacial layer.
@@ -108,34 +107,13 @@ class Interface(Property):
 
     name = "interface"
     axis: int = 2  # normal direction (Cartesian and lattice axis)
-    temperature_K: float = 300.0
-    timestep_fs: float = 1.0
-    friction_per_fs: float = 0.02  # Langevin friction during equilibration (1/fs)
-    production_friction_per_fs: float = 0.001
-    equilibration_steps: int = 1000  # at most; ends once the temperature is stable
-    equilibration_block_steps: int = 100
-    equilibration_tolerance_K: float = 15.0
-    nvt_steps: int = 200  # production
-    sample_every: int = 5
-    n_blocks: int = 5
-    temperature_tolerance_K: float = 10.0
-    diffusion_species: str | None = "O"
-    diffusion_min_lag_fs: float = 250.0
-    diffusion_window_fs: float = 1000.0
-    seed: int = 0
     bin_width: float = 0.25  # Å
     smoothing: float = 0.5  # Å, Gaussian sigma of the profile
     layer_width: float = 3.0  # Å, thickness of the interfacial layer centred on each 50 % position
-    max_temperature_factor: float = 5.0
-    max_force: float = 50.0
-    min_distance_factor: float = 0.5
-    bond_break_factor: float = 1.6
-    max_broken_fraction: float | None = 0.1
-    progress: bool = True
 
     def validate(self) -> None:
         require(self.axis in (0, 1, 2), "axis", f"must be 0, 1 or 2 (x, y, z), got {self.axis}")
-        check_run_settings(self)
+        super().validate()
         require(self.bin_width > 0, "bin_width", f"must be > 0 Å, got {self.bin_width}")
         require(self.smoothing >= 0, "smoothing", f"must be >= 0 Å, got {self.smoothing}")
         require(self.layer_width > 0, "layer_width", f"must be > 0 Å, got {self.layer_width}")
@@ -162,7 +140,7 @@ class Interface(Property):
         phases = [Phase("equil", self.equilibration_steps), Phase("nvt", self.nvt_steps, self.production_friction_per_fs)]
         return run_md(system, calculator, [p for p in phases if p.steps > 0], temperature_K=self.temperature_K,
                       timestep_fs=self.timestep_fs, friction_per_fs=self.friction_per_fs, seed=self.seed,
-                      sample_every=self.sample_every, limits=stability_limits(self), progress=self.progress,
+                      sample_every=self.sample_every, limits=self.limits(), progress=self.progress,
                       desc="interface md", equilibration=equilibration_criterion(self),
                       on_sample=on_sample)
 

@@ -11,15 +11,15 @@ import numpy as np
 from ase import Atoms
 from ase.geometry.rdf import get_rdf
 
-from optbench.properties.base import Property, require
+from optbench.properties.base import require
 from optbench.properties.dynamics import (
     Phase,
-    StabilityLimits,
     Trajectory,
     run_md,
 )
 from optbench.properties.observables import (
     AMU_PER_A3_TO_G_PER_CM3,
+    DynamicsSettings,
     check_run_settings,
     compare_observables,
     density_g_cm3,
@@ -32,7 +32,6 @@ from optbench.properties.observables import (
     production_mask,
     run_record,
     species_mask,
-    stability_limits,
     temperature_summary,
     wrapped_frames,
 )
@@ -49,7 +48,7 @@ OBSERVABLES = ("temperature_mean_K", "rdf_OO_first_peak_A", "rdf_OO_first_peak_h
 
 
 @dataclasses.dataclass
-class MD(Property):
+class MD(DynamicsSettings):
     """Equilibrate (Langevin NVT until the temperature is stable), produce (weak-friction Langevin NVT:
     temperature, RDFs, diffusion), then NVE (energy drift) and NPT (density).
 
@@ -68,38 +67,14 @@ class MD(Property):
     """
 
     name = "md"
-    temperature_K: float = 300.0
-    timestep_fs: float = 1.0
-    friction_per_fs: float = 0.02  # Langevin friction during equilibration (1/fs)
-    production_friction_per_fs: float = 0.001  # weak coupling during production: barely slows diffusion
-    equilibration_steps: int = 1000  # at most; ends once stable
-    equilibration_block_steps: int = 100
-    equilibration_tolerance_K: float = 15.0
-    nvt_steps: int = 200  # production
     nve_steps: int = 100
     npt_steps: int = 0
     npt_discard_steps: int = 200  # volume relaxation at the start of the NPT run, not averaged
     pressure_bar: float = 1.0
     barostat_tau_fs: float = 500.0
-    sample_every: int = 5
-    n_blocks: int = 5
-    temperature_tolerance_K: float = 10.0
-    diffusion_species: str | None = "O"
-    diffusion_min_lag_fs: float = 250.0
-    diffusion_window_fs: float = 1000.0
-    seed: int = 0
     repeat: tuple[int, int, int] = (1, 1, 1)
     rdf_rmax: float = 6.0  # Å; capped at half the smallest cell width
     rdf_nbins: int = 60
-    max_temperature_factor: float = 5.0
-    max_force: float = 50.0  # eV/Å
-    min_distance_factor: float = 0.5
-    bond_break_factor: float = 1.6
-    max_broken_fraction: float | None = 0.1
-    progress: bool = True
-
-    def limits(self) -> StabilityLimits:
-        return stability_limits(self)
 
     def phases(self) -> list[Phase]:
         plan = [Phase("equil", self.equilibration_steps), Phase("nvt", self.nvt_steps, self.production_friction_per_fs),
@@ -107,7 +82,7 @@ class MD(Property):
         return [p for p in plan if p.steps > 0]
 
     def validate(self) -> None:
-        check_run_settings(self)
+        super().validate()
         require(len(self.repeat) == 3 and all(isinstance(n, (int, np.integer)) and n >= 1 for n in self.repeat),
                 "repeat", f"must be 3 whole numbers >= 1, got {list(self.repeat)}")
         require(self.rdf_rmax > 0, "rdf_rmax", f"must be > 0 Å, got {self.rdf_rmax}")

@@ -4,13 +4,14 @@ with a block-average statistical error, or null with the reason), and the run se
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.geometry.rdf import get_rdf
 
-from optbench.properties.base import is_periodic_3d, require, scalar_errors
+from optbench.properties.base import Property, is_periodic_3d, require, scalar_errors
 from optbench.properties.dynamics import Equilibration, StabilityLimits, Trajectory
 from optbench.properties.statistics import block_average, diffusion_fit
 
@@ -170,6 +171,41 @@ def stability_limits(prop) -> StabilityLimits:
 def equilibration_criterion(prop) -> Equilibration:
     """When the equilibration phase of an MD or Interface property's run ends, from its settings."""
     return Equilibration(prop.equilibration_block_steps, prop.equilibration_tolerance_K)
+
+
+@dataclasses.dataclass
+class DynamicsSettings(Property):
+    """The settings an MD run and a slab (interface) run share, with their checks: thermostat and time
+    step, equilibration (ends once two blocks of temperature agree), production, sampling and block
+    statistics, the diffusion fit, the seed and the stability limits that stop a failed run."""
+
+    temperature_K: float = 300.0
+    timestep_fs: float = 1.0
+    friction_per_fs: float = 0.02  # Langevin friction during equilibration (1/fs)
+    production_friction_per_fs: float = 0.001  # weak coupling during production: barely slows diffusion
+    equilibration_steps: int = 1000  # at most; ends once the temperature is stable
+    equilibration_block_steps: int = 100
+    equilibration_tolerance_K: float = 15.0
+    nvt_steps: int = 200  # production
+    sample_every: int = 5
+    n_blocks: int = 5
+    temperature_tolerance_K: float = 10.0
+    diffusion_species: str | None = "O"
+    diffusion_min_lag_fs: float = 250.0
+    diffusion_window_fs: float = 1000.0
+    seed: int = 0
+    max_temperature_factor: float = 5.0
+    max_force: float = 50.0  # eV/Å
+    min_distance_factor: float = 0.5
+    bond_break_factor: float = 1.6
+    max_broken_fraction: float | None = 0.1
+    progress: bool = True
+
+    def validate(self) -> None:
+        check_run_settings(self)
+
+    def limits(self) -> StabilityLimits:
+        return stability_limits(self)
 
 
 def run_record(prop, traj: Trajectory, n_atoms: int) -> dict[str, Any]:
