@@ -80,12 +80,14 @@ class FinetuneRun:
         refining = cfg.refine and not state.diverged
         # the final weights never change again: evaluated beside the refinement where a CPU is spare
         final = loop.evaluate_beside("final evaluation before the refinement") if refining and self.beside else None
+        if final:
+            log.info("L-BFGS refinement, with the final evaluation beside it on a spare CPU (OPTBENCH_BESIDE=0: before it)")
         with self.phases("evaluate"):
             metrics = {"zero_shot": zero.metrics(), "final": None if final else loop.evaluate()}
         if zero.beside_s is not None:
             self.phases.add("evaluate_beside_train", zero.beside_s)  # its own thread: not in the main clock
         checkpoint.save(loop, run, "final", state)
-        refined = self._refine(loop, state, metrics, bool(final)) if refining else None
+        refined = self._refine(loop, state, metrics) if refining else None
         if final:
             with self.phases("evaluate"):  # what is left of it once the refinement is done
                 metrics["final"] = final.result()
@@ -138,15 +140,13 @@ class FinetuneRun:
         checkpoint.save(loop, run, "start", optimizer_state=False)
         return zero
 
-    def _refine(self, loop: TrainingLoop, state: TrainState, metrics: dict, final_beside: bool) -> dict:
+    def _refine(self, loop: TrainingLoop, state: TrainState, metrics: dict) -> dict:
         """L-BFGS refinement, its evaluation (into `metrics`) and checkpoint: refine's record with its wall time."""
         t0 = time.perf_counter()
         apart = [what for what, on in (("lr_factors", bool(self.config.lr_factors)), ("replay", bool(self.replay))) if on]
         if apart:  # the refinement has one step size (its line search's) and the training structures only
             log.info(f"L-BFGS refinement: {' and '.join(apart)} do not apply to it (training structures, one step size; "
                      "frozen groups stay frozen)")
-        if final_beside:
-            log.info("L-BFGS refinement, with the final evaluation beside it on a spare CPU (OPTBENCH_BESIDE=0: before it)")
         refined = refine(loop)
         refined["wall_time_s"] = time.perf_counter() - t0
         self.phases.add("refine", refined["wall_time_s"])

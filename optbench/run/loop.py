@@ -69,7 +69,7 @@ class TrainingLoop:
 
     def evaluate(self, names=None, backbone=None) -> dict:
         """Metrics of the named sets (default: all) with the weights now in the model (or in `backbone`,
-        a copy: the zero-shot evaluation beside the training)."""
+        a copy: `evaluate_beside`)."""
         names = list(self.sets) if names is None else names
         return evaluate_sets(backbone or self.backbone, {n: self.sets[n] for n in names}, self.config.eval_batch_size,
                              self.tags)
